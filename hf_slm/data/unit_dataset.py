@@ -1,0 +1,184 @@
+"""Unit datasets (contract 1): audio dataset -> units -> Parquet shards + dataset card, on disk or the Hub."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import yaml
+from tqdm.auto import tqdm
+
+from hf_slm.data.schema import OPTIONAL_STRING_COLUMNS, SchemaError, unit_features, validate_unit_dataset
+from hf_slm.units import AudioError, load_audio
+
+CARD_KEY = "hf_slm"
+
+
+@dataclass
+class UnitDatasetInfo:
+    """What a unit dataset card records about how the units were made and how much there is."""
+
+    tokenizer: str
+    tokenizer_revision: str | None
+    n_units: int
+    frame_rate: float
+    dedup: bool
+    hours: float = 0.0
+    frames: int = 0
+    tokens: int = 0
+    utterances: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def dedup_ratio(self) -> float:
+        """Tokens kept per frame (1.0 without dedup)."""
+        return self.tokens / self.frames if self.frames else math.nan
+
+    def add(self, ds: datasets.Dataset) -> None:
+        """Add a split's utterances, seconds, frames and tokens to the totals."""
+        self.utterances += len(ds)
+        self.hours += float(np.sum(ds["seconds"])) / 3600
+        self.frames += int(np.sum(ds["n_frames"]))
+        self.tokens += int(sum(len(u) for u in ds["units"]))
+
+
+def encode_audio_dataset(
+    audio_ds: Iterable[Mapping[str, Any]],
+    tokenizer: Any,
+    audio_column: str = "audio",
+    id_column: str = "id",
+    keep_columns: Iterable[str] = OPTIONAL_STRING_COLUMNS,
+    batch_size: int = 16,
+    skipped: Counter | None = None,
+    desc: str = "encoding",
+) -> datasets.Dataset:
+    """Turn rows with audio into a unit dataset with ``tokenizer`` (a ``hf_slm.units.SpeechTokenizer``).
+
+    Audio that cannot be used (corrupt, empty, unreadable) is skipped and counted in ``skipped`` by reason;
+    stereo and other sample rates are downmixed / resampled by ``load_audio``.
+    """
+    skipped = Counter() if skipped is None else skipped
+    keep = [c for c in keep_columns]
+    columns: dict[str, list] = {k: [] for k in ("id", "units", "durations", "n_frames", "seconds")}
+    extras: dict[str, list] = {}
+    batch: list[tuple[Mapping[str, Any], np.ndarray]] = []
+
+    def flush() -> None:
+        waves = [w for _, w in batch]
+        for (row, wave), seq in zip(batch, tokenizer.encode_batch(waves), strict=True):
+            columns["id"].append(str(row[id_column]))
+            columns["units"].append(np.asarray(seq.units, dtype=np.uint16))
+            durations = seq.durations if seq.durations is not None else np.ones(len(seq.units), np.uint16)
+            columns["durations"].append(np.asarray(durations, dtype=np.uint16))
+            columns["n_frames"].append(int(seq.n_frames))
+            columns["seconds"].append(len(wave) / tokenizer.sample_rate)
+            for c in keep:
+                if c in row:
+                    extras.setdefault(c, []).append(str(row[c]))
+        batch.clear()
+
+    for row in tqdm(audio_ds, desc=desc, unit="utt"):
+        try:
+            wave = load_audio(row[audio_column], sample_rate=tokenizer.sample_rate, name=str(row.get(id_column)))
+        except AudioError as err:
+            skipped[_reason(err)] += 1
+            continue
+        batch.append((row, wave))
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    extras = {k: v for k, v in extras.items() if len(v) == len(columns["id"])}
+    features = unit_features({k: datasets.Value("string") for k in extras}, durations=tokenizer.dedup)
+    if not tokenizer.dedup:
+        columns.pop("durations")
+    return datasets.Dataset.from_dict({**columns, **extras}, features=features)
+
+
+def _reason(err: AudioError) -> str:
+    text = str(err).lower()
+    for reason in ("empty", "corrupt", "sample rate", "nan", "silent"):
+        if reason in text:
+            return reason.replace(" ", "_")
+    return "unreadable"
+
+
+def save_unit_dataset(
+    splits: Mapping[str, datasets.Dataset], output_dir: str | Path, info: UnitDatasetInfo,
+    max_shard_rows: int = 100_000, pretty_name: str | None = None,
+) -> Path:
+    """Write ``splits`` as Parquet shards ``data/<split>-XXXXX-of-YYYYY.parquet`` plus a README.md card.
+
+    The card's YAML has the ``configs:`` block that makes ``datasets.load_dataset(output_dir)`` work and an
+    ``hf_slm`` block with ``info``. Returns the folder.
+    """
+    out = Path(output_dir)
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    for name, ds in splits.items():
+        validate_unit_dataset(ds, where=f"split {name!r} for {out}", n_units=info.n_units)
+        n_shards = max(1, math.ceil(len(ds) / max_shard_rows))
+        for i in range(n_shards):
+            shard = ds.shard(num_shards=n_shards, index=i, contiguous=True)
+            shard.to_parquet(str(out / "data" / f"{name}-{i:05d}-of-{n_shards:05d}.parquet"))
+    (out / "README.md").write_text(render_card(list(splits), info, pretty_name or out.name))
+    return out
+
+
+def render_card(split_names: list[str], info: UnitDatasetInfo, pretty_name: str) -> str:
+    """The README.md dataset card: YAML metadata (configs + hf_slm info) and a human-readable summary."""
+    meta = {
+        "pretty_name": pretty_name,
+        "tags": ["speech", "speech-units", "hf-slm"],
+        "configs": [{
+            "config_name": "default",
+            "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in split_names],
+        }],
+        CARD_KEY: asdict(info),
+    }
+    header = yaml.safe_dump(meta, sort_keys=False)
+    skipped = ", ".join(f"{k}: {v}" for k, v in info.skipped.items()) or "none"
+    return (
+        f"---\n{header}---\n\n# {pretty_name}\n\n"
+        f"Speech units from `{info.tokenizer}` (revision `{info.tokenizer_revision}`), K = {info.n_units}, "
+        f"{info.frame_rate:g} Hz, dedup {'on' if info.dedup else 'off'}.\n\n"
+        "| hours | utterances | frames | tokens | tokens / frame |\n|---|---|---|---|---|\n"
+        f"| {info.hours:.2f} | {info.utterances} | {info.frames} | {info.tokens} | {info.dedup_ratio:.3f} |\n\n"
+        f"Skipped audio: {skipped}.\n\nColumns: `id`, `units` (uint16), `durations`, `n_frames`, `seconds` "
+        "(contract 1 of hf_slm). Load with `datasets.load_dataset(<this folder or repo id>)`.\n"
+    )
+
+
+def load_unit_info(path_or_id: str | Path, revision: str | None = None) -> UnitDatasetInfo:
+    """Read the ``hf_slm`` block of a unit dataset's card (local folder or Hub dataset id)."""
+    local = Path(path_or_id) / "README.md"
+    if local.is_file():
+        text = local.read_text()
+    else:
+        from huggingface_hub import hf_hub_download
+
+        text = Path(hf_hub_download(str(path_or_id), "README.md", repo_type="dataset", revision=revision)).read_text()
+    parts = text.split("---")
+    meta = yaml.safe_load(parts[1]) if text.startswith("---") and len(parts) > 2 else None
+    if not meta or CARD_KEY not in meta:
+        raise SchemaError(f"{path_or_id}: README.md has no '{CARD_KEY}' metadata block; is this a unit dataset?")
+    return UnitDatasetInfo(**meta[CARD_KEY])
+
+
+def load_unit_dataset(
+    path_or_id: str | Path, split: str | None = None, revision: str | None = None, streaming: bool = False
+) -> datasets.Dataset | datasets.DatasetDict:
+    """Load a unit dataset (local folder or Hub id) with ``datasets.load_dataset`` and validate it."""
+    if not Path(path_or_id).exists() and "/" not in str(path_or_id):
+        raise FileNotFoundError(f"unit dataset {path_or_id!r}: no such folder, and not a Hub id (owner/name)")
+    info = load_unit_info(path_or_id, revision=revision)
+    ds = datasets.load_dataset(str(path_or_id), split=split, revision=revision, streaming=streaming)
+    if not streaming:
+        for name, part in (ds.items() if isinstance(ds, datasets.DatasetDict) else [(split, ds)]):
+            validate_unit_dataset(part, where=f"{path_or_id} split {name!r}", n_units=info.n_units)
+    return ds
