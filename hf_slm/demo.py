@@ -1,0 +1,241 @@
+"""The offline end-to-end study in miniature: text -> speech -> units -> LMs -> benchmarks -> scaling laws.
+
+Every stage is the real component at small scale (eSpeak NG speech, a log-mel tokenizer with k-means, Llama
+LMs trained with Accelerate, ``evaluate`` metric modules, the eq.4 fitter). Each stage writes its outputs
+under one folder and is skipped when they are already there, so a rerun reuses finished work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import datasets
+import numpy as np
+
+
+@dataclass
+class RunSpec:
+    """One training run of the demo grid: a model size and a data budget."""
+
+    size: str
+    tokens: int
+    unique_tokens: int | None = None
+
+    @property
+    def name(self) -> str:
+        epochs = "" if self.unique_tokens is None else f"-x{round(self.tokens / self.unique_tokens)}ep"
+        return f"{self.size}-{self.tokens // 1000}k{epochs}"
+
+
+@dataclass
+class DemoConfig:
+    """Everything the demo study depends on; the defaults run in about ten minutes on two CPU cores."""
+
+    output: str = "runs/demo"
+    seed: int = 0
+    n_train_stories: int = 1200
+    n_test_stories: int = 60
+    n_pairs: int = 200
+    train_voice: str = "en-us"
+    bench_voice: str = "en-us+m3"
+    n_units: int = 100
+    frame_rate: float = 25.0
+    block_size: int = 256
+    batch_size: int = 16
+    num_proc: int = 2
+    runs: list[RunSpec] = field(default_factory=lambda: default_grid())
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def default_grid() -> list[RunSpec]:
+    """Three sizes x three budgets, plus one multi-epoch run (the paper's grid in miniature)."""
+    grid = [RunSpec(size, tokens) for size in ("demo-s", "demo-m", "demo-l") for tokens in (40_000, 80_000, 160_000)]
+    grid.append(RunSpec("demo-m", 160_000, unique_tokens=40_000))
+    return grid
+
+
+BENCHMARKS = ("sblimp", "spoken_storycloze", "topic_storycloze")
+
+
+class Demo:
+    """Runs the stages in order; ``run()`` is the whole study."""
+
+    def __init__(self, config: DemoConfig):
+        self.config = config
+        self.root = Path(config.output)
+
+    def run(self) -> Path:
+        """Run every stage not yet done; return the report's path."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "demo_config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
+        stages = [self.texts, self.speech, self.tokenizer, self.units, self.train, self.scaling]
+        for stage in stages:
+            start = time.perf_counter()
+            print(f"[hf-slm demo] {stage.__name__} ...", flush=True)
+            stage()
+            print(f"[hf-slm demo] {stage.__name__} done in {time.perf_counter() - start:.1f} s", flush=True)
+        return self.root / "report.md"
+
+    # -- 1. text -------------------------------------------------------------------------------------------
+    def texts(self) -> None:
+        from hf_slm.tts import textgen
+
+        out = self.root / "texts"
+        if (out / "done").exists():
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        c, seed = self.config, self.config.seed
+        stories = textgen.make_stories(c.n_train_stories + c.n_test_stories, seed=seed)
+        rows = [{"id": s.id, "text": s.text, "topic": s.topic} for s in stories]
+        _write_jsonl(out / "train.jsonl", rows[: c.n_train_stories])
+        _write_jsonl(out / "test.jsonl", rows[c.n_train_stories :])
+        items = {
+            "sblimp": textgen.make_minimal_pairs(c.n_pairs, seed=seed + 1),
+            "spoken_storycloze": textgen.make_story_cloze(c.n_pairs, seed=seed + 2),
+            "topic_storycloze": textgen.make_topic_cloze(c.n_pairs, seed=seed + 3),
+        }
+        for name, its in items.items():
+            _write_jsonl(out / f"{name}.jsonl", _candidates(its))
+        (out / "done").touch()
+
+    # -- 2. speech -----------------------------------------------------------------------------------------
+    def speech(self) -> None:
+        from hf_slm.tts import EspeakVoice, synthesize_dataset
+
+        c = self.config
+        jobs = {"train": c.train_voice, "test": c.train_voice} | dict.fromkeys(BENCHMARKS, c.bench_voice)
+        for name, voice in jobs.items():
+            out = self.root / "speech" / name
+            if out.exists():
+                continue
+            rows = _read_jsonl(self.root / "texts" / f"{name}.jsonl")
+            ds = synthesize_dataset(rows, EspeakVoice(voice), sample_rate=16000, num_proc=c.num_proc, desc=f"TTS {name}")
+            ds.save_to_disk(str(out))
+
+    # -- 3. tokenizer --------------------------------------------------------------------------------------
+    def tokenizer(self) -> None:
+        from hf_slm.units import LogMelEncoder, SpeechTokenizer, load_audio
+
+        out = self.root / "tokenizer"
+        if (out / "config.json").exists():
+            return
+        audio = datasets.load_from_disk(str(self.root / "speech" / "train"))
+        waves = (load_audio(a, sample_rate=16000) for a in audio["audio"])
+        encoder = LogMelEncoder(sample_rate=16000, frame_rate=self.config.frame_rate)
+        tok = SpeechTokenizer.fit(encoder, waves, n_units=self.config.n_units, seed=self.config.seed)
+        tok.save_pretrained(out)
+
+    # -- 4. unit datasets ----------------------------------------------------------------------------------
+    def units(self) -> None:
+        from hf_slm.data.unit_dataset import UnitDatasetInfo, encode_audio_dataset, save_unit_dataset
+        from hf_slm.units import SpeechTokenizer
+
+        tok = SpeechTokenizer.from_pretrained(self.root / "tokenizer")
+        groups = {"stories": ("train", "test")} | {name: (name,) for name in BENCHMARKS}
+        for group, splits in groups.items():
+            out = self.root / "units" / group
+            if (out / "README.md").exists():
+                continue
+            info = UnitDatasetInfo(str(self.root / "tokenizer"), None, tok.n_units, tok.frame_rate, tok.dedup)
+            encoded = {}
+            for split in splits:
+                skipped: Counter = Counter()
+                audio = datasets.load_from_disk(str(self.root / "speech" / split))
+                keep = [col for col in audio.column_names if col not in ("audio",)]
+                encoded["test" if split != "train" else "train"] = ds = encode_audio_dataset(
+                    audio, tok, keep_columns=keep, skipped=skipped, desc=f"units {split}"
+                )
+                info.add(ds)
+                info.skipped.update(skipped)
+            save_unit_dataset(encoded, out, info)
+
+    # -- 5. training + evaluation --------------------------------------------------------------------------
+    def train(self) -> None:
+        from hf_slm.data import eos_id, pack_blocks, pad_id
+        from hf_slm.data.unit_dataset import load_unit_dataset
+        from hf_slm.evaluation import evaluate_all
+        from hf_slm.training import RunRecord, TrainConfig, train
+
+        c, k = self.config, self.config.n_units
+        stories = load_unit_dataset(self.root / "units" / "stories")
+        train_data = pack_blocks(stories["train"]["units"], c.block_size, eos_id(k), pad_id(k))
+        test_data = pack_blocks(stories["test"]["units"], c.block_size, eos_id(k), pad_id(k))
+        benches = {name: load_unit_dataset(self.root / "units" / name, split="test") for name in BENCHMARKS}
+        for spec in c.runs:
+            run_dir = self.root / "runs" / spec.name
+            record_path = run_dir / "run.json"
+            if record_path.exists() and RunRecord.load(record_path).metrics:
+                continue
+            cfg = TrainConfig(
+                size=spec.size, n_units=k, block_size=c.block_size, batch_size=c.batch_size, tokens=spec.tokens,
+                unique_tokens=spec.unique_tokens, seed=c.seed, output_dir=str(run_dir), run_name=spec.name,
+                warmup_min=10, eval_every=max(1, spec.tokens // (c.batch_size * c.block_size) // 6), tracker=None,
+                datasets=[str(self.root / "units" / "stories")],
+            )
+            record = train(cfg, train_data, test_data)
+            model = _load_model(run_dir / "model")
+            record.metrics = evaluate_all(model, benches, n_units=k)
+            record.tokenizer = str(self.root / "tokenizer")
+            record.save(run_dir)
+
+    # -- 6. scaling ----------------------------------------------------------------------------------------
+    def scaling(self) -> None:
+        from hf_slm.scaling.study import analyze_runs
+
+        analyze_runs(self.root / "runs", self.root)
+
+
+def _load_model(path: Path):
+    from transformers import LlamaForCausalLM
+
+    return LlamaForCausalLM.from_pretrained(path).eval()
+
+
+def _candidates(items) -> list[dict]:
+    """One row per candidate utterance: the positive and negative of each item share ``item_id``."""
+    rows = []
+    for item in items:
+        prompt = getattr(item, "prompt", "") or ""
+        for label, text in ((1, item.positive), (0, item.negative)):
+            full = f"{prompt} {text}".strip()
+            rows.append({"id": f"{item.id}-{label}", "item_id": item.id, "label": label, "text": full})
+    return rows
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``hf-slm demo``."""
+    p = subparsers.add_parser(
+        "demo",
+        help="run the offline end-to-end study in miniature",
+        description="Synthesize a spoken corpus offline, tokenize it, train a grid of tiny Llama SLMs, score them "
+        "on sBLIMP / spoken and topic StoryCloze analogues and fit the scaling law. Finished stages are reused.",
+    )
+    p.add_argument("--output", default=DemoConfig.output, help="folder for every output (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=DemoConfig.seed, help="seed of text, k-means and training")
+    p.add_argument("--num-proc", type=int, default=DemoConfig.num_proc, help="processes for speech synthesis")
+    p.set_defaults(func=_run_cli)
+
+
+def _run_cli(args: argparse.Namespace) -> int:
+    config = DemoConfig(output=args.output, seed=args.seed, num_proc=args.num_proc)
+    report = Demo(config).run()
+    print(f"[hf-slm demo] report: {report}")
+    return 0
+
+
+__all__ = ["Demo", "DemoConfig", "RunSpec", "default_grid", "register", "np"]

@@ -1,0 +1,160 @@
+"""Run tables for the scaling fits: from CSV / JSONL / Parquet files or from run records (``run.json``).
+
+Canonical columns: ``N`` (non-embedding parameters), ``D`` (tokens seen), ``loss``, ``U`` (unique tokens),
+``C`` (FLOPs; ``6 N D`` when absent), ``run``, ``step``, ``epochs`` and one column per metric (accuracy),
+with ``<metric>_n``, ``<metric>_ci_low``, ``<metric>_ci_high`` when the records carry them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CORE_COLUMNS = ("N", "D", "U", "C", "loss", "run", "step", "epochs")
+_RECORD_SCALARS = ("run", "size", "family", "N", "N_total", "D", "U", "epochs", "flops", "flops_attn", "loss")
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+    if suffix in (".jsonl", ".ndjson"):
+        return pd.read_json(path, lines=True)
+    if suffix == ".json":
+        data = json.loads(path.read_text())
+        return _from_records([data] if isinstance(data, Mapping) else data, curves=False)
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    raise ValueError(f"unsupported run table format {path.suffix!r} ({path}); use CSV, JSONL or Parquet")
+
+
+def _record_row(rec: Mapping) -> dict:
+    row = {k: rec.get(k) for k in _RECORD_SCALARS if k in rec}
+    if "flops" in row:
+        row["C"] = row.pop("flops")
+    family = rec.get("family") or (rec.get("config") or {}).get("family")
+    if family is not None:
+        row["family"] = family
+    for name, m in (rec.get("metrics") or {}).items():
+        m = m if isinstance(m, Mapping) else {"accuracy": m}
+        row[name] = m.get("accuracy")
+        for key in ("n", "ci_low", "ci_high"):
+            if key in m:
+                row[f"{name}_{key}"] = m[key]
+    return row
+
+
+def _curve_rows(rec: Mapping) -> list[dict]:
+    shared = {k: rec.get(k) for k in ("run", "size", "family", "N", "U") if k in rec}
+    family = (rec.get("config") or {}).get("family")
+    if family is not None and "family" not in shared:
+        shared["family"] = family
+    rows = []
+    for point in rec.get("curve") or []:
+        row = dict(shared, step=point.get("step"), D=point.get("tokens"), loss=point.get("loss"))
+        if point.get("flops") is not None:
+            row["C"] = point["flops"]
+        rows.append(row)
+    return rows
+
+
+def _from_records(records: Iterable[Mapping], curves: bool) -> pd.DataFrame:
+    rows: list[dict] = []
+    for rec in records:
+        rows.extend(_curve_rows(rec) if curves else [_record_row(rec)])
+    return pd.DataFrame(rows)
+
+
+def _finish(df: pd.DataFrame, curves: bool) -> pd.DataFrame:
+    df = df.copy()
+    for col in ("N", "D", "U", "C", "loss", "epochs", "step"):
+        if col in df:
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+    if "D" not in df and {"C", "N"} <= set(df.columns):
+        df["D"] = df["C"] / (6.0 * df["N"])
+    if {"N", "D"} <= set(df.columns):
+        six_nd = 6.0 * df["N"] * df["D"]
+        df["C"] = df["C"].fillna(six_nd) if "C" in df else six_nd
+    if "U" in df and "epochs" not in df:
+        df["epochs"] = df["D"] / df["U"]
+    if not curves and {"run", "step"} <= set(df.columns) and df["run"].duplicated().any():
+        df = df.sort_values("step").groupby("run", sort=False).tail(1)
+    missing = [c for c in ("N", "D", "loss") if c not in df]
+    if missing:
+        raise ValueError(f"run table lacks column(s) {missing}; map them with column_map / --map SRC=DST "
+                         f"(columns present: {list(df.columns)})")
+    return df.reset_index(drop=True)
+
+
+def load_run_table(source, curves: bool = False, column_map: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Load a run table.
+
+    ``source`` is a CSV / JSONL / Parquet path, a folder of run records (``**/run.json``, CONTRACTS.md 3), a
+    list of record dicts, or a DataFrame. With ``curves=True`` there is one row per learning-curve point
+    (``N``, ``D`` = tokens, ``C`` = FLOPs, ``loss``, ``run``, ``step``); otherwise one row per run with the
+    metric columns. ``column_map`` renames source columns to canonical ones (``{"val_loss": "loss"}``).
+    ``C`` defaults to ``6 N D``; ``D`` defaults to ``C / (6 N)``.
+    """
+    if isinstance(source, pd.DataFrame):
+        df = source.copy()
+    elif isinstance(source, str | Path):
+        path = Path(source)
+        if path.is_dir():
+            files = sorted(path.rglob("run.json"))
+            if not files:
+                raise FileNotFoundError(f"no run.json records under {path}")
+            df = _from_records((json.loads(f.read_text()) for f in files), curves)
+        elif path.exists():
+            df = _read_table(path)
+        else:
+            raise FileNotFoundError(f"run table {path} does not exist")
+    else:
+        df = _from_records(list(source), curves)
+    if column_map:
+        df = df.rename(columns=dict(column_map))
+    return _finish(df, curves)
+
+
+def metric_columns(df: pd.DataFrame) -> list[str]:
+    """Names of the metric columns: numeric, not canonical, not a ``_n`` / ``_ci_*`` companion, and either
+    with such companions (run records) or with all values in [0, 1] (accuracies)."""
+    skip = set(CORE_COLUMNS) | {"N_total", "flops_attn", "size", "family", "run_name"}
+    out = []
+    for col in df.columns:
+        if col in skip or col.endswith(("_n", "_ci_low", "_ci_high")):
+            continue
+        if not pd.api.types.is_numeric_dtype(df[col]) or df[col].isna().all():
+            continue
+        has_companion = any(f"{col}_{s}" in df for s in ("n", "ci_low", "ci_high"))
+        if has_companion or df[col].dropna().between(0, 1).all():
+            out.append(col)
+    return out
+
+
+def single_epoch(df: pd.DataFrame, tol: float = 1e-6) -> pd.Series:
+    """Mask of rows trained for at most one epoch (``D <= U``; rows without ``U`` count as single-epoch)."""
+    if "U" not in df:
+        return pd.Series(True, index=df.index)
+    return ~(df["D"] > df["U"] * (1 + tol)) | df["U"].isna()
+
+
+def parse_assignments(items: Iterable[str] | None) -> dict[str, str]:
+    """``["a=b", "c=d"]`` -> ``{"a": "b", "c": "d"}`` (for ``--map`` and ``--fix``)."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"expected NAME=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def finite(df: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    """Rows where all ``columns`` are finite and positive."""
+    cols = list(columns)
+    values = df[cols].to_numpy(dtype=float)
+    return df[np.isfinite(values).all(axis=1) & (values > 0).all(axis=1)]

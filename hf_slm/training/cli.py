@@ -1,0 +1,61 @@
+"""``hf-slm sizes`` and ``hf-slm train`` (single process; ``accelerate launch recipes/train.py`` for more)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from hf_slm.training.sizes import SIZES, get_size
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the training stage's subcommands to the ``hf-slm`` parser."""
+    p = subparsers.add_parser("sizes", help="list the model sizes (Table 1 and the demo sizes) with N",
+                              description="The Llama sizes: layers, width, heads, batch, MLP width, N.")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--n-units", type=int, default=500, help="units K, for the total parameter count (default 500)")
+    p.set_defaults(func=sizes_command)
+
+    p = subparsers.add_parser("train", help="train one speech LM on unit datasets (one process)",
+                              description="Train a Llama SLM from a YAML config plus key=value overrides, e.g. "
+                              "'hf-slm train --config recipes/configs/demo.yaml tokens=2e6 output_dir=runs/x'.")
+    add_train_arguments(p)
+    p.set_defaults(func=train_command)
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The options shared by ``hf-slm train`` and ``recipes/train.py``."""
+    p.add_argument("--config", help="YAML file of TrainConfig keys (see recipes/configs/)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. lr=3e-4 size=85M")
+    p.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the trained model with a model card")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def sizes_command(args: argparse.Namespace) -> int:
+    from hf_slm.data.tokens import vocab_size
+
+    rows = []
+    for name in SIZES:
+        size = get_size(name)
+        embeddings = 2 * vocab_size(args.n_units) * size.d_model  # untied input embedding + LM head
+        rows.append({**size.to_dict(), "N_total": size.n_non_embedding + embeddings})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = f"{'size':<8} {'layers':>6} {'d_model':>7} {'heads':>5} {'ffn':>5} {'batch':>5} {'N':>14} {'N_total':>14}"
+    print(header)
+    for r in rows:
+        print(f"{r['name']:<8} {r['n_layers']:>6} {r['d_model']:>7} {r['n_heads']:>5} {r['intermediate_size']:>5} "
+              f"{r['batch_size']:>5} {r['N']:>14,} {r['N_total']:>14,}")
+    return 0
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from hf_slm.training.config import TrainConfig
+    from hf_slm.training.run import run_training
+
+    config = TrainConfig.from_yaml(args.config, args.overrides)
+    record = run_training(config, push_to_hub=args.push_to_hub, progress=not args.no_progress)
+    status = "finished" if record.finished else f"stopped at step {record.stats.get('steps')}"
+    print(f"{record.run}: {status}, N={record.N:,} D={record.D:,} loss={record.loss} -> {config.output_dir}")
+    return 0

@@ -1,0 +1,299 @@
+"""The training config: one dataclass, read from YAML with ``key=value`` overrides from the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hf_slm.data.packing import BLOCK_SIZE
+from hf_slm.training.sizes import ModelSize, get_size
+
+MIXED_PRECISION = ("no", "bf16")
+TRACKERS = (None, "tensorboard", "wandb", "all")
+
+
+class ConfigError(ValueError):
+    """A config key that does not exist or a value that does not fit its key; the message names both."""
+
+
+@dataclass
+class DatasetSpec:
+    """One unit dataset of the training mix (a local folder or a Hub id).
+
+    ``weight`` scales how much of it is packed (2.0 = every utterance twice, 0.5 = a seeded half); ``test``
+    False keeps its test split out of the held-out loss (the paper does so for sTinyStories).
+    """
+
+    id: str
+    weight: float = 1.0
+    test: bool = True
+    revision: str | None = None
+    train_split: str = "train"
+    test_split: str = "test"
+
+    def __post_init__(self) -> None:
+        self.id = str(self.id)
+        self.weight = float(self.weight)
+        self.test = _to_bool(self.test)
+        if not self.weight > 0:
+            raise ConfigError(f"datasets: {self.id}: weight must be > 0, got {self.weight!r}")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on. Defaults are the paper's (3.1) except where noted.
+
+    The budget is ``tokens`` (D) or ``tokens_per_param`` (D/N); repetition is ``unique_tokens`` (U) or
+    ``epochs`` (D/U); U defaults to D (one epoch) capped at what the data hold. ``batch_size`` is the global
+    batch in sequences (default: the size's Table 1 batch); each process runs ``micro_batch_size`` sequences
+    per forward pass and gradient accumulation makes up the rest (computed, never set by hand).
+    """
+
+    size: str = "demo-s"
+    n_units: int = 500
+    block_size: int = BLOCK_SIZE
+    batch_size: int | None = None
+    micro_batch_size: int | None = None
+    tokens: int | None = None
+    tokens_per_param: float | None = None
+    unique_tokens: int | None = None
+    epochs: float | None = None
+    lr: float = 5e-4
+    min_lr: float = 5e-5
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)  # not given in the paper; Llama's / Chinchilla's values
+    eps: float = 1e-8
+    grad_clip: float | None = 1.0  # not given in the paper; the usual Llama value
+    warmup_min: int = 100  # warm-up = max(warmup_min, warmup_fraction * n_iters); lower it for tiny runs
+    warmup_fraction: float = 0.01
+    eval_every: int | None = None  # steps between test-loss evaluations; None = only at the end
+    eval_blocks: int | None = None  # test blocks (a seeded subset) per periodic evaluation; None = all
+    log_every: int = 10
+    checkpoint_every: int | None = None
+    keep_checkpoints: int = 1
+    stop_after: int | None = None  # stop (checkpointed, no run.json) after this many steps: time-sliced jobs
+    seed: int = 0
+    mixed_precision: str = "no"
+    compile: bool = False
+    attn_implementation: str = "sdpa"
+    output_dir: str = "runs/train"
+    tracker: str | None = "tensorboard"
+    run_name: str | None = None
+    datasets: list[DatasetSpec] = field(default_factory=list)
+    test_fraction: float = 0.01  # held-out share of a dataset without a test split
+
+    def __post_init__(self) -> None:
+        self.datasets = [_dataset_spec(d, i) for i, d in enumerate(self.datasets)]
+        self.betas = tuple(self.betas)
+        self.validate()
+
+    # -- checks --------------------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise ``ConfigError`` naming the key for any value out of its range."""
+        try:
+            get_size(self.size)
+        except ValueError as err:
+            raise ConfigError(f"size: {err}") from None
+        positive = ("n_units", "block_size", "batch_size", "micro_batch_size", "tokens", "tokens_per_param",
+                    "unique_tokens", "epochs", "lr", "log_every", "checkpoint_every", "eval_every",
+                    "eval_blocks", "keep_checkpoints", "stop_after")
+        for key in positive:
+            value = getattr(self, key)
+            if value is not None and not value > 0:
+                raise ConfigError(f"{key} must be > 0, got {value!r}")
+        for key in ("min_lr", "weight_decay", "eps", "warmup_min", "warmup_fraction"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)!r}")
+        if self.min_lr > self.lr:
+            raise ConfigError(f"min_lr={self.min_lr} exceeds lr={self.lr}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ConfigError(f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
+        if self.tracker not in TRACKERS:
+            raise ConfigError(f"tracker must be one of {TRACKERS}, got {self.tracker!r}")
+        if self.tokens is not None and self.tokens_per_param is not None:
+            raise ConfigError("set only one of tokens and tokens_per_param")
+        if self.unique_tokens is not None and self.epochs is not None:
+            raise ConfigError("set only one of unique_tokens and epochs")
+        if not 0 < self.test_fraction < 1:
+            raise ConfigError(f"test_fraction must lie in (0, 1), got {self.test_fraction!r}")
+        if self.micro_batch_size and self.micro_batch_size > self.global_batch_size:
+            raise ConfigError(f"micro_batch_size={self.micro_batch_size} exceeds batch_size={self.global_batch_size}")
+
+    # -- derived values ------------------------------------------------------------------------------------
+    @property
+    def model_size(self) -> ModelSize:
+        return get_size(self.size)
+
+    @property
+    def global_batch_size(self) -> int:
+        """Sequences per optimizer step, across all processes."""
+        return self.batch_size or self.model_size.batch_size
+
+    def grad_accum_steps(self, num_processes: int = 1) -> int:
+        """Micro-batches per process per step so that the global batch is exactly ``batch_size``."""
+        micro = self.micro_batch_size or math.ceil(self.global_batch_size / num_processes)
+        steps, rest = divmod(self.global_batch_size, micro * num_processes)
+        if rest or steps == 0:
+            raise ConfigError(
+                f"batch_size={self.global_batch_size} is not a multiple of micro_batch_size={micro} x "
+                f"{num_processes} processes; pick micro_batch_size so that it divides"
+            )
+        return steps
+
+    def per_process_micro_batch(self, num_processes: int = 1) -> int:
+        return self.global_batch_size // (self.grad_accum_steps(num_processes) * num_processes)
+
+    def warmup_steps(self, n_steps: int) -> int:
+        """The paper's warm-up, max(100, 0.01 n_iters), with ``warmup_min`` in place of 100."""
+        return max(self.warmup_min, math.ceil(self.warmup_fraction * n_steps))
+
+    # -- I/O -----------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    def result_dict(self) -> dict[str, Any]:
+        """The keys that change what a run computes (for "is this finished run the same run?")."""
+        d = self.to_dict()
+        for key in RESULT_NEUTRAL:
+            d.pop(key, None)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "config") -> TrainConfig:
+        """Build from a plain dict; unknown keys and badly typed values raise ``ConfigError`` naming them."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: expected a mapping of keys to values, got {type(data).__name__}")
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(known)}")
+        kwargs = {k: _coerce(k, v, hints[k], where) for k, v in data.items()}
+        try:
+            return cls(**kwargs)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+        """Read ``path`` (None = defaults) and apply ``key=value`` overrides (values parsed as YAML).
+
+        Overriding one side of an exclusive pair (tokens / tokens_per_param, unique_tokens / epochs) drops
+        the other side from the file.
+        """
+        data: dict[str, Any] = {}
+        if path is not None:
+            try:
+                data = yaml.safe_load(Path(path).read_text()) or {}
+            except yaml.YAMLError as err:
+                raise ConfigError(f"{path}: not valid YAML: {err}") from None
+            if not isinstance(data, dict):
+                raise ConfigError(f"{path}: expected a mapping of keys to values")
+        data.update(parse_overrides(overrides, data))
+        return cls.from_dict(data, where=str(path) if path else "config")
+
+    def to_yaml(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+RESULT_NEUTRAL = ("output_dir", "tracker", "log_every", "checkpoint_every", "keep_checkpoints", "stop_after",
+                  "micro_batch_size", "compile", "run_name")
+EXCLUSIVE = {"tokens": "tokens_per_param", "tokens_per_param": "tokens", "unique_tokens": "epochs",
+             "epochs": "unique_tokens"}
+
+
+def parse_overrides(overrides: list[str] | tuple[str, ...], base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``["lr=3e-4", "size=85M"]`` -> ``{"lr": 3e-4, "size": "85M"}``; drops the exclusive partner from ``base``."""
+    out: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        try:
+            out[key] = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            out[key] = text
+        if base is not None and key in EXCLUSIVE:
+            base.pop(EXCLUSIVE[key], None)
+    return out
+
+
+def _coerce(key: str, value: Any, hint: Any, where: str) -> Any:
+    """Fit ``value`` to the type ``hint`` of ``key`` (YAML reads 1e-4 as text, 2e9 as float, ...)."""
+    args = typing.get_args(hint)
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "~")):
+        if optional:
+            return None
+        raise ConfigError(f"{where}: {key} cannot be empty")
+    base = next(a for a in args if a is not type(None)) if optional else hint
+    origin = typing.get_origin(base) or base
+    try:
+        if base is bool:
+            return _to_bool(value)
+        if base is int:
+            number = float(value) if isinstance(value, str) else value
+            if isinstance(number, bool) or not float(number).is_integer():
+                raise ValueError
+            return int(number)
+        if base is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if base is str:
+            if isinstance(value, (dict, list)):
+                raise ValueError
+            return str(value)
+        if origin is tuple:
+            return tuple(float(v) for v in value)
+        if origin is list:
+            return list(value) if isinstance(value, (list, tuple)) else [value]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {key} expects {_type_name(hint)}, got {value!r}") from None
+    return value
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(value)
+
+
+def _type_name(hint: Any) -> str:
+    return str(hint).replace("typing.", "").replace("hf_slm.training.config.", "")
+
+
+def _dataset_spec(item: Any, index: int) -> DatasetSpec:
+    if isinstance(item, DatasetSpec):
+        return item
+    if isinstance(item, (str, Path)):
+        return DatasetSpec(id=str(item))
+    if isinstance(item, dict):
+        names = {f.name for f in fields(DatasetSpec)}
+        unknown = sorted(set(item) - names)
+        if unknown or "id" not in item:
+            raise ConfigError(f"datasets[{index}]: needs 'id' and only keys {sorted(names)}, got {sorted(item)}")
+        return DatasetSpec(**item)
+    raise ConfigError(f"datasets[{index}]: expected an id or a mapping with 'id', got {item!r}")
+
+
+def replace(config: TrainConfig, **changes: Any) -> TrainConfig:
+    """A copy of ``config`` with ``changes`` (validated)."""
+    return dataclasses.replace(config, **changes)

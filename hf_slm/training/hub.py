@@ -1,0 +1,57 @@
+"""Sharing a trained model: a model card rendered from the run record, and the upload to the Hub."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from string import Template
+
+import yaml
+
+from hf_slm.training.record import RECORD_FILE, RunRecord
+from hf_slm.training.sizes import get_size
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "slm_model_card.md"
+
+
+def render_model_card(record: RunRecord, repo_id: str, template: str | Path | None = None) -> str:
+    """The model card (README.md) of a run: the template's ``$fields`` filled from ``record``."""
+    path = Path(template) if template else TEMPLATE
+    if not path.is_file():
+        raise FileNotFoundError(f"model card template {path} not found (it ships in the repository's model_cards/)")
+    cfg, size = record.config, get_size(record.size)
+    ids = [d["id"] if isinstance(d, dict) else str(d) for d in record.datasets]
+    hub_ids = [i for i in ids if "/" in i and not Path(i).exists()]
+    metrics = "\n".join(
+        f"- {name}: {m['accuracy']:.3f} (95% CI {m['ci_low']:.3f}-{m['ci_high']:.3f}, n={m['n']})"
+        for name, m in record.metrics.items()
+    ) or "Not evaluated yet."
+    tok = record.tokenizer
+    values = {
+        "run": record.run, "size": record.size, "n_layers": size.n_layers, "d_model": size.d_model,
+        "n_heads": size.n_heads, "N": f"{record.N:,}", "N_total": f"{record.N_total:,}", "D": f"{record.D:,}",
+        "U": f"{record.U:,}", "epochs": f"{record.epochs:.2f}", "flops": f"{record.flops:.3g}",
+        "loss": "n/a" if record.loss is None else f"{record.loss:.4f}", "block_size": cfg.get("block_size"),
+        "tokenizer": (f"{tok.get('id')} ({tok.get('revision')})" if isinstance(tok, dict) else tok) or "n/a",
+        "n_units": cfg.get("n_units"), "repo_id": repo_id, "weight_decay": cfg.get("weight_decay"),
+        "lr": cfg.get("lr"), "min_lr": cfg.get("min_lr"), "batch_size": cfg.get("batch_size") or size.batch_size,
+        "mixed_precision": cfg.get("mixed_precision"), "datasets_text": ", ".join(ids) or "n/a",
+        "datasets_yaml": yaml.safe_dump(hub_ids).strip() if hub_ids else "[]",
+        "metrics": metrics, "code_version": record.code_version,
+    }
+    text = Template(path.read_text()).safe_substitute(values)
+    return text.replace("datasets:\n[]\n", "")
+
+
+def push_to_hub(run_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
+    """Upload ``run_dir/model`` (safetensors + config), ``run.json`` and a model card to ``repo_id``."""
+    from huggingface_hub import HfApi
+
+    run_dir = Path(run_dir)
+    record = RunRecord.load(run_dir / RECORD_FILE)
+    model_dir = run_dir / "model"
+    (model_dir / "README.md").write_text(render_model_card(record, repo_id))
+    (model_dir / RECORD_FILE).write_text((run_dir / RECORD_FILE).read_text())
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    info = api.upload_folder(folder_path=str(model_dir), repo_id=repo_id, commit_message=f"hf_slm run {record.run}")
+    return str(info)

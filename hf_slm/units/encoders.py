@@ -1,0 +1,43 @@
+"""The frame-feature encoder interface and its (de)serialisation."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .hubert import HubertEncoder
+from .logmel import LogMelEncoder
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What :class:`~hf_slm.units.tokenizer.SpeechTokenizer` needs from a feature encoder."""
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    @property
+    def frame_rate(self) -> float: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def n_frames(self, n_samples: int) -> int: ...
+
+    def encode(self, wave: np.ndarray) -> np.ndarray: ...
+
+    def encode_batch(self, waves: list[np.ndarray]) -> list[np.ndarray]: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+ENCODERS: dict[str, type] = {"logmel": LogMelEncoder, "hubert": HubertEncoder}
+
+
+def encoder_from_dict(d: dict[str, Any], **kwargs: Any) -> Encoder:
+    """Rebuild an encoder from its ``to_dict()``; ``kwargs`` go to the class's ``from_dict``."""
+    kind = d.get("type")
+    if kind not in ENCODERS:
+        raise ValueError(f"unknown encoder type {kind!r}; expected one of {sorted(ENCODERS)}")
+    return ENCODERS[kind].from_dict(d, **kwargs)

@@ -1,0 +1,168 @@
+"""Log-mel (or MFCC) features: the GSLM ``LogMel`` baseline encoder, in torch."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+import scipy.fft
+import torch
+from transformers.audio_utils import mel_filter_bank
+
+
+@dataclass
+class LogMelConfig:
+    """Settings of :class:`LogMelEncoder`.
+
+    ``win_ms=None`` uses a window of two hops (80 ms at 25 Hz): with a Hann window and 50 % overlap every
+    sample weighs the same, and frame ``t`` is centred on ``(t + 0.5) * hop``.
+    """
+
+    sample_rate: int = 16000
+    frame_rate: int = 25
+    n_mels: int = 40
+    n_mfcc: int | None = None
+    win_ms: float | None = None
+    deltas: bool = False
+    cmvn: bool = True
+    f_min: float = 0.0
+    f_max: float | None = None
+    log_floor: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if self.sample_rate % self.frame_rate:
+            raise ValueError(f"sample_rate {self.sample_rate} is not a multiple of frame_rate {self.frame_rate}")
+        if self.n_mfcc is not None and not 0 < self.n_mfcc <= self.n_mels:
+            raise ValueError(f"n_mfcc must be in 1..n_mels={self.n_mels}, got {self.n_mfcc}")
+        if self.win_length < self.hop_length // 2:
+            raise ValueError(f"window ({self.win_length} samples) is shorter than half a hop ({self.hop_length})")
+
+    @property
+    def hop_length(self) -> int:
+        return self.sample_rate // self.frame_rate
+
+    @property
+    def win_length(self) -> int:
+        if self.win_ms is None:
+            return 2 * self.hop_length
+        return round(self.win_ms * self.sample_rate / 1000)
+
+
+def _delta(x: torch.Tensor, width: int = 2) -> torch.Tensor:
+    """Regression deltas over time of ``x`` [T, F], edges replicated (HTK formula)."""
+    padded = torch.cat([x[:1].expand(width, -1), x, x[-1:].expand(width, -1)])
+    n = x.shape[0]
+    num = sum(k * (padded[width + k : width + k + n] - padded[width - k : width - k + n]) for k in range(1, width + 1))
+    return num / (2 * sum(k * k for k in range(1, width + 1)))
+
+
+class LogMelEncoder:
+    """Per-frame log-mel filterbank (or MFCC) features at ``frame_rate`` Hz.
+
+    Frames are hop = ``sample_rate / frame_rate`` samples apart (640 at 16 kHz / 25 Hz) and the signal is
+    zero-padded by ``(win - hop) / 2`` on each side, so a wave of n samples gives ``n // hop`` frames for the
+    default window. Per-utterance mean/variance normalisation (``cmvn``) removes most of the speaker's and
+    channel's spectral tilt, which makes units less speaker-dependent.
+    """
+
+    def __init__(self, sample_rate: int = 16000, frame_rate: int = 25, n_mels: int = 40, **kwargs: Any):
+        self.cfg = LogMelConfig(sample_rate=sample_rate, frame_rate=frame_rate, n_mels=n_mels, **kwargs)
+        cfg = self.cfg
+        self.n_fft = 1 << (cfg.win_length - 1).bit_length()
+        self._pad = max(0, (cfg.win_length - cfg.hop_length) // 2)
+        self._window = torch.hann_window(cfg.win_length, periodic=True, dtype=torch.float32)
+        mel = mel_filter_bank(
+            num_frequency_bins=self.n_fft // 2 + 1,
+            num_mel_filters=cfg.n_mels,
+            min_frequency=cfg.f_min,
+            max_frequency=cfg.f_max or cfg.sample_rate / 2,
+            sampling_rate=cfg.sample_rate,
+            norm="slaney",
+            mel_scale="slaney",
+        )
+        self._mel = torch.from_numpy(mel.astype(np.float32))  # [n_freq, n_mels]
+        self._dct = None
+        if cfg.n_mfcc is not None:
+            dct = scipy.fft.dct(np.eye(cfg.n_mels), type=2, norm="ortho", axis=0)[: cfg.n_mfcc]
+            self._dct = torch.from_numpy(dct.T.astype(np.float32))  # [n_mels, n_mfcc]
+
+    @property
+    def sample_rate(self) -> int:
+        return self.cfg.sample_rate
+
+    @property
+    def frame_rate(self) -> float:
+        return float(self.cfg.frame_rate)
+
+    @property
+    def dim(self) -> int:
+        base = self.cfg.n_mfcc or self.cfg.n_mels
+        return base * (3 if self.cfg.deltas else 1)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.to_dict()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable description; ``LogMelEncoder.from_dict`` rebuilds an identical encoder."""
+        return {"type": "logmel", **asdict(self.cfg)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LogMelEncoder:
+        names = {f.name for f in fields(LogMelConfig)}
+        unknown = set(d) - names - {"type"}
+        if unknown:
+            raise ValueError(f"unknown LogMelEncoder settings: {sorted(unknown)}")
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def n_frames(self, n_samples: int) -> int:
+        """Number of frames :meth:`encode` returns for a wave of ``n_samples`` samples."""
+        padded = n_samples + 2 * self._pad
+        if padded < self.cfg.win_length:
+            return 0
+        return (padded - self.cfg.win_length) // self.cfg.hop_length + 1
+
+    def encode(self, wave: np.ndarray) -> np.ndarray:
+        """Features [T, dim] (float32) of one mono wave at ``sample_rate``."""
+        return self.encode_batch([wave])[0]
+
+    @torch.no_grad()
+    def encode_batch(self, waves: list[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
+        """Features of several waves; each item equals its :meth:`encode`."""
+        order = sorted(range(len(waves)), key=lambda i: -len(waves[i]))
+        out: list[np.ndarray] = [np.empty((0, self.dim), np.float32)] * len(waves)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            for i, feats in zip(idx, self._encode_padded([waves[i] for i in idx]), strict=True):
+                out[i] = feats
+        return out
+
+    def _encode_padded(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+        cfg = self.cfg
+        lengths = [len(w) for w in waves]
+        frames = [self.n_frames(n) for n in lengths]
+        if max(frames) == 0:
+            return [np.empty((0, self.dim), np.float32) for _ in waves]
+        # Padding past an item's own frames never enters them, so items can share one zero-padded batch.
+        total = max(max(lengths) + 2 * self._pad, cfg.win_length)
+        x = torch.zeros(len(waves), total)
+        for row, w in zip(x, waves, strict=True):
+            row[self._pad : self._pad + len(w)] = torch.as_tensor(np.asarray(w, dtype=np.float32))
+        chunks = x.unfold(1, cfg.win_length, cfg.hop_length) * self._window  # [B, T, win]
+        power = torch.view_as_real(torch.fft.rfft(chunks, n=self.n_fft)).pow(2).sum(-1)
+        feats = torch.log(power @ self._mel + cfg.log_floor)
+        if self._dct is not None:
+            feats = feats @ self._dct
+        return [self._finish(f[:t]) for f, t in zip(feats, frames, strict=True)]
+
+    def _finish(self, f: torch.Tensor) -> np.ndarray:
+        """Deltas and per-utterance CMVN over the item's own frames."""
+        if f.shape[0] == 0:
+            return np.empty((0, self.dim), np.float32)
+        if self.cfg.deltas:
+            d = _delta(f)
+            f = torch.cat([f, d, _delta(d)], dim=1)
+        if self.cfg.cmvn:
+            f = (f - f.mean(0)) / (f.std(0, unbiased=False) + 1e-5)
+        return f.numpy().astype(np.float32, copy=False)

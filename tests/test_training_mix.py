@@ -1,0 +1,72 @@
+import argparse
+
+import datasets
+import numpy as np
+import pytest
+
+from hf_slm.data.unit_dataset import UnitDatasetInfo, save_unit_dataset
+from hf_slm.training import RunRecord, TrainConfig
+from hf_slm.training.cli import register
+from hf_slm.training.hub import render_model_card
+from hf_slm.training.mix import load_training_data, unit_sequences, weighted
+
+K = 12
+
+
+def _split(n, seed, length=20):
+    rng = np.random.default_rng(seed)
+    units = [rng.integers(0, K, size=length).astype(np.uint16) for _ in range(n)]
+    return datasets.Dataset.from_dict({
+        "id": [f"u{seed}-{i}" for i in range(n)], "units": units, "n_frames": [length] * n,
+        "seconds": [length / 25] * n,
+    }, features=datasets.Features({"id": datasets.Value("string"), "units": datasets.List(datasets.Value("uint16")),
+                                   "n_frames": datasets.Value("int32"), "seconds": datasets.Value("float32")}))
+
+
+@pytest.fixture
+def unit_dirs(tmp_path):
+    info = UnitDatasetInfo(tokenizer="tok", tokenizer_revision="r1", n_units=K, frame_rate=25.0, dedup=False)
+    a = save_unit_dataset({"train": _split(40, 0), "test": _split(6, 1)}, tmp_path / "a", info)
+    b = save_unit_dataset({"train": _split(30, 2)}, tmp_path / "b", info)  # no test split, like sTinyStories
+    return a, b
+
+
+def test_unit_sequences_respect_slices():
+    ds = _split(5, 3).select([4, 1])
+    seqs = unit_sequences(ds)
+    assert [s.tolist() for s in seqs] == [list(map(int, u)) for u in ds["units"]]
+
+
+def test_weights_repeat_and_subsample():
+    seqs = [np.array([i]) for i in range(10)]
+    assert len(weighted(seqs, 2.0, 0)) == 20 and len(weighted(seqs, 0.5, 0)) == 5 and len(weighted(seqs, 1.5, 0)) == 15
+
+
+def test_mix_splits_and_test_flag(unit_dirs, tmp_path):
+    a, b = unit_dirs
+    cfg = TrainConfig(n_units=K, block_size=16, datasets=[str(a), {"id": str(b), "test": False, "weight": 2.0}])
+    data = load_training_data(cfg)
+    assert data.train.n_tokens == (40 + 60) * 21 and data.test.n_tokens == 6 * 21  # b stays out of the test set
+    assert data.tokenizer == {"id": "tok", "revision": "r1"}
+    held = load_training_data(TrainConfig(n_units=K, block_size=16, datasets=[str(b)], test_fraction=0.2))
+    assert held.train.n_tokens + held.test.n_tokens == 30 * 21 and held.test.n_tokens > 0
+    with pytest.raises(ValueError, match="n_units"):
+        load_training_data(TrainConfig(n_units=K + 1, datasets=[str(a)]))
+
+
+def test_train_command_end_to_end(unit_dirs, tmp_path, capsys):
+    a, b = unit_dirs
+    config = tmp_path / "c.yaml"
+    TrainConfig(size="demo-xs", n_units=K, block_size=16, batch_size=4, tokens=4 * 4 * 16, warmup_min=1,
+                tracker=None, datasets=[str(a), {"id": str(b), "test": False}]).to_yaml(config)
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    out = tmp_path / "run"
+    args = parser.parse_args(["train", "--config", str(config), f"output_dir={out}", "run_name=tiny", "--no-progress"])
+    assert args.func(args) == 0
+    record = RunRecord.load(out)
+    assert record.run == "tiny" and record.finished and record.stats["steps"] == 4
+    assert 4 * 4 * 16 - 16 < record.D <= 4 * 4 * 16  # real tokens: the one partial block may be drawn
+    assert record.tokenizer == {"id": "tok", "revision": "r1"} and record.datasets[1]["test"] is False
+    card = render_model_card(record, "me/tiny")
+    assert "# tiny" in card and "me/tiny" in card and "$" not in card.replace("$fields", "")

@@ -1,0 +1,108 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from transformers import LlamaForCausalLM
+
+from hf_slm.data import PackedBlocks, eos_id, pack_blocks, pad_id
+from hf_slm.training import ConfigError, RunRecord, TrainConfig, latest_checkpoint, train
+from hf_slm.training import trainer as trainer_module
+
+K, T = 16, 32
+
+
+def _data(n_train=32, n_test=4):
+    """A repetitive unit stream (0..K-1 twice, EOS); 32 utterances of 33 tokens fill 33 blocks exactly."""
+    seqs = [list(range(K)) * 2 for _ in range(n_train + n_test)]
+    train = pack_blocks(seqs[:n_train], T, eos_id(K), pad_id(K))
+    test = pack_blocks(seqs[n_train:], T, eos_id(K), pad_id(K))
+    return train, test
+
+
+def _config(tmp_path, name="run", **changes):
+    base = dict(size="demo-xs", n_units=K, block_size=T, batch_size=4, micro_batch_size=2, tokens=8 * 4 * T,
+                lr=3e-3, min_lr=3e-4, warmup_min=2, eval_every=2, tracker=None, output_dir=str(tmp_path / name))
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+def test_loss_decreases_and_record_is_complete(tmp_path):
+    train_data, test_data = _data()
+    cfg = _config(tmp_path, tokens=30 * 4 * T, eval_every=10)
+    record = train(cfg, train_data, test_data, progress=False)
+    losses = [p["loss"] for p in record.curve]
+    assert [p["step"] for p in record.curve] == [10, 20, 30]
+    assert losses[-1] < losses[0] < math.log(K + 2)
+    assert losses[-1] < 0.6 * math.log(K + 2)
+    assert record.loss == losses[-1] and record.finished
+    assert record.D == 30 * 4 * T and record.flops == 6 * record.N * record.D
+    assert record.flops_attn > record.flops and record.epochs == pytest.approx(record.D / record.U)
+    assert RunRecord.load(tmp_path / "run" / "run.json") == record
+    model = LlamaForCausalLM.from_pretrained(tmp_path / "run" / "model")
+    assert model.config.vocab_size == K + 2 and model.config.eos_token_id == K
+    assert latest_checkpoint(cfg.output_dir) is None  # checkpoints are removed once the model is saved
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    train_data, test_data = _data()
+    straight = train(_config(tmp_path, "straight", checkpoint_every=3), train_data, test_data, progress=False)
+
+    cfg = _config(tmp_path, "resumed", checkpoint_every=3)
+    stopped = train(TrainConfig(**{**cfg.__dict__, "stop_after": 4}), train_data, test_data, progress=False)
+    assert not stopped.finished and stopped.stats["steps"] == 4
+    assert not (tmp_path / "resumed" / "run.json").exists()
+    assert latest_checkpoint(cfg.output_dir).name == "step-00000004"
+    resumed = train(cfg, train_data, test_data, progress=False)
+
+    assert [p["step"] for p in resumed.curve] == [p["step"] for p in straight.curve] == [2, 4, 6, 8]
+    np.testing.assert_allclose([p["loss"] for p in resumed.curve], [p["loss"] for p in straight.curve], atol=1e-6)
+    a = LlamaForCausalLM.from_pretrained(tmp_path / "straight" / "model").state_dict()
+    b = LlamaForCausalLM.from_pretrained(tmp_path / "resumed" / "model").state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_gradient_accumulation_keeps_the_global_batch(tmp_path):
+    blocks = np.tile(np.arange(T) % K, (16, 1)).astype(np.int64)
+    blocks[:, ::5] = (blocks[:, ::5] + np.arange(16)[:, None]) % K  # blocks differ from one another
+    data = PackedBlocks(blocks=blocks, lengths=np.full(16, T))
+    states = {}
+    for micro in (4, 1):
+        cfg = _config(tmp_path, f"mb{micro}", micro_batch_size=micro, tokens=2 * 4 * T, grad_clip=None)
+        record = train(cfg, data, data, progress=False)
+        assert record.stats["grad_accum"] == 4 // micro and record.stats["steps"] == 2
+        assert record.D == 2 * 4 * T
+        states[micro] = LlamaForCausalLM.from_pretrained(tmp_path / f"mb{micro}" / "model").state_dict()
+    for micro in (1,):
+        assert all(torch.allclose(states[4][k], states[micro][k], atol=1e-5) for k in states[4])
+
+
+def test_finished_run_is_skipped_and_a_different_one_refused(tmp_path, monkeypatch):
+    train_data, test_data = _data()
+    cfg = _config(tmp_path, tokens=2 * 4 * T)
+    first = train(cfg, train_data, test_data, progress=False)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run must not train again")
+
+    monkeypatch.setattr(trainer_module, "build_model", no_training)
+    again = train(TrainConfig(**{**cfg.__dict__, "log_every": 1}), train_data, test_data, progress=False)
+    assert again == first
+    with pytest.raises(ConfigError, match="lr"):
+        train(TrainConfig(**{**cfg.__dict__, "lr": 1e-3}), train_data, test_data, progress=False)
+
+
+def test_budget_errors_are_clear(tmp_path):
+    train_data, test_data = _data(n_train=4)
+    with pytest.raises(ConfigError, match="no data budget"):
+        train(_config(tmp_path, tokens=None), train_data, test_data, progress=False)
+    with pytest.raises(ValueError, match="unique_tokens"):
+        train(_config(tmp_path, unique_tokens=10**6), train_data, test_data, progress=False)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_bf16_on_gpu(tmp_path):
+    train_data, test_data = _data()
+    record = train(_config(tmp_path, mixed_precision="bf16", tokens=10 * 4 * T), train_data, test_data, progress=False)
+    assert record.finished and math.isfinite(record.loss)
