@@ -44,8 +44,8 @@ class DemoConfig:
     train_voice: str = "en-us"
     bench_voice: str = "en-us+m3"
     n_units: int = 100
-    frame_rate: float = 25.0
-    block_size: int = 256
+    frame_rate: int = 25
+    block_size: int = 512
     batch_size: int = 16
     num_proc: int = 2
     runs: list[RunSpec] = field(default_factory=lambda: default_grid())

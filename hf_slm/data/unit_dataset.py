@@ -11,10 +11,17 @@ from typing import Any
 
 import datasets
 import numpy as np
+import pyarrow.compute as pc
 import yaml
 from tqdm.auto import tqdm
 
-from hf_slm.data.schema import OPTIONAL_STRING_COLUMNS, SchemaError, unit_features, validate_unit_dataset
+from hf_slm.data.schema import (
+    OPTIONAL_STRING_COLUMNS,
+    UNIT_FEATURES,
+    SchemaError,
+    unit_features,
+    validate_unit_dataset,
+)
 from hf_slm.units import AudioError, load_audio
 
 CARD_KEY = "hf_slm"
@@ -42,10 +49,11 @@ class UnitDatasetInfo:
 
     def add(self, ds: datasets.Dataset) -> None:
         """Add a split's utterances, seconds, frames and tokens to the totals."""
+        table = ds.with_format("arrow")
         self.utterances += len(ds)
-        self.hours += float(np.sum(ds["seconds"])) / 3600
-        self.frames += int(np.sum(ds["n_frames"]))
-        self.tokens += int(sum(len(u) for u in ds["units"]))
+        self.hours += float(pc.sum(table["seconds"]).as_py() or 0.0) / 3600
+        self.frames += int(pc.sum(table["n_frames"]).as_py() or 0)
+        self.tokens += int(pc.sum(pc.list_value_length(table["units"])).as_py() or 0)
 
 
 def encode_audio_dataset(
@@ -64,7 +72,8 @@ def encode_audio_dataset(
     stereo and other sample rates are downmixed / resampled by ``load_audio``.
     """
     skipped = Counter() if skipped is None else skipped
-    keep = [c for c in keep_columns]
+    keep = [c for c in keep_columns if c not in UNIT_FEATURES and c != audio_column]
+    source_features = getattr(audio_ds, "features", None) or {}
     columns: dict[str, list] = {k: [] for k in ("id", "units", "durations", "n_frames", "seconds")}
     extras: dict[str, list] = {}
     batch: list[tuple[Mapping[str, Any], np.ndarray]] = []
@@ -80,7 +89,7 @@ def encode_audio_dataset(
             columns["seconds"].append(len(wave) / tokenizer.sample_rate)
             for c in keep:
                 if c in row:
-                    extras.setdefault(c, []).append(str(row[c]))
+                    extras.setdefault(c, []).append(row[c] if c in source_features else str(row[c]))
         batch.clear()
 
     for row in tqdm(audio_ds, desc=desc, unit="utt"):
@@ -95,7 +104,9 @@ def encode_audio_dataset(
     if batch:
         flush()
     extras = {k: v for k, v in extras.items() if len(v) == len(columns["id"])}
-    features = unit_features({k: datasets.Value("string") for k in extras}, durations=tokenizer.dedup)
+    features = unit_features(
+        {k: source_features.get(k, datasets.Value("string")) for k in extras}, durations=tokenizer.dedup
+    )
     if not tokenizer.dedup:
         columns.pop("durations")
     return datasets.Dataset.from_dict({**columns, **extras}, features=features)

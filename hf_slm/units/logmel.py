@@ -31,6 +31,9 @@ class LogMelConfig:
     log_floor: float = 1e-6
 
     def __post_init__(self) -> None:
+        if float(self.frame_rate) != int(self.frame_rate):
+            raise ValueError(f"frame_rate must be a whole number of Hz, got {self.frame_rate}")
+        self.frame_rate = int(self.frame_rate)
         if self.sample_rate % self.frame_rate:
             raise ValueError(f"sample_rate {self.sample_rate} is not a multiple of frame_rate {self.frame_rate}")
         if self.n_mfcc is not None and not 0 < self.n_mfcc <= self.n_mels:

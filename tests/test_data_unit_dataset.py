@@ -1,0 +1,81 @@
+"""Audio dataset -> unit dataset (contract 1): encoding, skipped audio, card totals, load_dataset round trip."""
+
+from collections import Counter
+
+import datasets
+import numpy as np
+import pytest
+
+from hf_slm.data.unit_dataset import (
+    UnitDatasetInfo,
+    encode_audio_dataset,
+    load_unit_dataset,
+    load_unit_info,
+    save_unit_dataset,
+)
+from hf_slm.units import LogMelEncoder, SpeechTokenizer
+from hf_slm.units.audio import encode_wav_bytes
+
+SR = 16000
+
+
+def _chirp(seconds: float, f0: float) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (0.3 * np.sin(2 * np.pi * (f0 + 300 * t) * t)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> SpeechTokenizer:
+    waves = [_chirp(1.0, f) for f in (200, 400, 800)]
+    return SpeechTokenizer.fit(LogMelEncoder(n_mels=16), waves, n_units=8, seed=0)
+
+
+@pytest.fixture(scope="module")
+def audio_ds() -> datasets.Dataset:
+    good = [encode_wav_bytes(_chirp(s, f), SR) for s, f in ((0.8, 200), (1.2, 500), (0.6, 900))]
+    rows = {
+        "id": ["a", "b", "corrupt", "c", "empty"],
+        "audio": [{"bytes": good[0], "path": None}, {"bytes": good[1], "path": None},
+                  {"bytes": b"not a wav file", "path": None}, {"bytes": good[2], "path": None},
+                  {"bytes": encode_wav_bytes(np.zeros(0, np.float32), SR), "path": None}],
+        "text": ["one", "two", "three", "four", "five"],
+        "label": [1, 0, 1, 0, 1],
+        "seconds": [9.0] * 5,  # a source column named like a contract column must not leak into the units
+    }
+    wav_struct = {"bytes": datasets.Value("binary"), "path": datasets.Value("string")}  # cast, not encoded
+    features = datasets.Features({"id": datasets.Value("string"), "audio": wav_struct,
+                                  "text": datasets.Value("string"), "label": datasets.Value("int64"),
+                                  "seconds": datasets.Value("float32")})
+    ds = datasets.Dataset.from_dict(rows, features=features)
+    return ds.cast_column("audio", datasets.Audio(sampling_rate=SR, decode=False))
+
+
+def test_encoding_skips_and_counts_bad_audio_and_keeps_source_columns(tokenizer, audio_ds):
+    skipped = Counter()
+    ds = encode_audio_dataset(audio_ds, tokenizer, keep_columns=["text", "label", "seconds"], skipped=skipped)
+    assert ds["id"] == ["a", "b", "c"]
+    assert skipped == {"corrupt": 1, "empty": 1}
+    assert ds.features["label"] == datasets.Value("int64") and ds["label"] == [1, 0, 0]
+    assert ds["text"] == ["one", "two", "four"]
+    np.testing.assert_allclose(ds["seconds"], [0.8, 1.2, 0.6], atol=1e-6)
+    for row in ds:
+        units = np.asarray(row["units"])
+        assert len(units) and not (units[1:] == units[:-1]).any()  # deduplicated
+        assert sum(row["durations"]) == row["n_frames"] == tokenizer.encoder.n_frames(round(row["seconds"] * SR))
+
+
+def test_saved_dataset_loads_with_load_dataset_and_card_totals(tokenizer, audio_ds, tmp_path):
+    ds = encode_audio_dataset(audio_ds, tokenizer)
+    info = UnitDatasetInfo("tok", None, tokenizer.n_units, tokenizer.frame_rate, tokenizer.dedup)
+    info.add(ds.select([0, 1]))
+    info.add(ds.select([2]))
+    out = save_unit_dataset({"train": ds.select([0, 1]), "test": ds.select([2])}, tmp_path / "u", info)
+
+    loaded = datasets.load_dataset(str(out))
+    assert loaded["train"]["id"] == ["a", "b"] and loaded["test"]["id"] == ["c"]
+    assert [list(u) for u in loaded["train"]["units"]] == [list(u) for u in ds.select([0, 1])["units"]]
+    card = load_unit_info(out)
+    assert card.utterances == 3
+    assert card.hours == pytest.approx(2.6 / 3600, rel=1e-5)
+    assert card.frames == sum(ds["n_frames"]) and card.tokens == sum(len(u) for u in ds["units"])
+    assert load_unit_dataset(out, split="test")["id"] == ["c"]
