@@ -79,3 +79,57 @@ def test_saved_dataset_loads_with_load_dataset_and_card_totals(tokenizer, audio_
     assert card.hours == pytest.approx(2.6 / 3600, rel=1e-5)
     assert card.frames == sum(ds["n_frames"]) and card.tokens == sum(len(u) for u in ds["units"])
     assert load_unit_dataset(out, split="test")["id"] == ["c"]
+
+
+def test_a_rebuilt_folder_loads_its_new_rows(tokenizer, audio_ds, tmp_path):
+    ds = encode_audio_dataset(audio_ds, tokenizer)
+    info = UnitDatasetInfo("tok", None, tokenizer.n_units, tokenizer.frame_rate, tokenizer.dedup)
+    save_unit_dataset({"test": ds}, tmp_path / "bench", info)
+    assert len(load_unit_dataset(tmp_path / "bench", split="test")) == 3
+    save_unit_dataset({"test": ds.select([1])}, tmp_path / "bench", info)
+    assert load_unit_dataset(tmp_path / "bench", split="test")["id"] == ["b"]
+    with pytest.raises(ValueError, match="no split 'train'"):
+        load_unit_dataset(tmp_path / "bench", split="train")
+
+
+def _build_units_script():
+    import runpy
+    from pathlib import Path
+
+    return runpy.run_path(str(Path(__file__).resolve().parents[1] / "dataset_scripts" / "build_units.py"))["main"]
+
+
+def test_build_units_script_from_a_saved_audio_dataset(tokenizer, audio_ds, tmp_path, capsys):
+    tokenizer.save_pretrained(tmp_path / "tok")
+    datasets.DatasetDict({"train": audio_ds}).save_to_disk(str(tmp_path / "audio"))
+    main = _build_units_script()
+    code = main([str(tmp_path / "audio"), "--tokenizer", str(tmp_path / "tok"), "--output", str(tmp_path / "units"),
+                 "--keep-columns", "text", "--test-fraction", "0.3"])
+    assert code == 0
+    loaded = load_unit_dataset(tmp_path / "units")
+    assert sorted(loaded) == ["test", "train"]
+    assert sorted([*loaded["train"]["id"], *loaded["test"]["id"]]) == ["a", "b", "c"] and len(loaded["test"]) == 1
+    card = load_unit_info(tmp_path / "units")
+    assert card.skipped == {"corrupt": 1, "empty": 1} and card.utterances == 3 and card.n_units == tokenizer.n_units
+
+    assert main([str(tmp_path / "nowhere"), "--tokenizer", str(tmp_path / "tok"), "--output", str(tmp_path / "x")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert main([str(tmp_path / "audio"), "--tokenizer", str(tmp_path / "tok"), "--output", str(tmp_path / "y"),
+                 "--audio-column", "wav"]) == 2
+    assert "no audio column 'wav'" in capsys.readouterr().err
+
+
+def test_build_merges_source_splits_renames_columns_and_numbers_rows_without_ids(tokenizer, audio_ds, tmp_path):
+    from hf_slm.data.build import build_unit_dataset
+
+    source = datasets.DatasetDict({"clean": audio_ds.select([0, 1]), "other": audio_ds.select([2, 3]),
+                                   "eval": audio_ds.select([4, 3])}).remove_columns("id")
+    source.save_to_disk(str(tmp_path / "audio"))
+    out = build_unit_dataset(tmp_path / "audio", tokenizer, tmp_path / "units", id_column=None,
+                             keep_columns=["label"], rename={"label": "speaker"},
+                             split_map={"clean": "train", "other": "train", "eval": "test"})
+    loaded = load_unit_dataset(out)
+    assert loaded["train"]["id"] == ["clean-0", "clean-1", "other-1"]  # other-0 is the corrupt file
+    assert loaded["test"]["id"] == ["eval-1"]  # eval-0 is the empty one
+    assert loaded["train"].features["speaker"] == datasets.Value("string") and loaded["train"]["speaker"] == ["1", "0", "0"]
+    assert load_unit_info(out).skipped == {"corrupt": 1, "empty": 1}

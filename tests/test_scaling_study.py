@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hf_slm.scaling.study import analyze_runs
@@ -67,3 +68,24 @@ def test_analyze_runs_two_families_table(tmp_path):
     assert gammas["text"] == pytest.approx(0.066, abs=1e-6) and gammas["speech"] == pytest.approx(0.021, abs=1e-6)
     assert (tmp_path / "fig2_metrics_vs_compute.png").exists()
     assert result["chinchilla"] is None and "D/N line" in result["warnings"][0]
+
+
+def test_negative_exponent_fit_warns_instead_of_crashing(tmp_path):
+    """Runs where the loss grows with N give alpha < 0: eq.6 and eq.7/8 are skipped with a warning."""
+    from hf_slm.scaling.allocation import allocation_constant
+
+    rows = []
+    for n in (1e5, 3e5, 1e6):
+        for d in (1e5, 2e5, 4e5):
+            rows.append({"run": f"n{n:g}-d{d:g}", "N": n, "D": d, "U": d, "loss": 2 + 20 * d**-0.2 + 1e-7 * n})
+    rows.append({"run": "multi", "N": 3e5, "D": 8e5, "U": 2e5, "loss": 2.6})
+    rows.append({"run": "multi2", "N": 1e6, "D": 8e5, "U": 2e5, "loss": 2.7})
+    table = tmp_path / "runs.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    result = analyze_runs(table, tmp_path / "out", n_bootstrap=0)
+    assert result["chinchilla"]["params"]["alpha"] <= 0
+    assert result["allocation"] is None and result["data_constrained"] is None
+    assert any("positive eq.4 exponents" in w for w in result["warnings"])
+    assert (tmp_path / "out" / "report.md").exists() and not (tmp_path / "out" / "isoloss.png").exists()
+    with pytest.raises(ValueError, match="alpha > 0"):
+        allocation_constant(result["chinchilla"]["params"])

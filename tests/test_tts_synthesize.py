@@ -54,3 +54,10 @@ def test_to_wav_bytes_round_trips():
     wave = 0.5 * np.sin(np.linspace(0, 100, 16000)).astype(np.float32)
     back, sr = sf.read(io.BytesIO(to_wav_bytes(wave, 16000)), dtype="float32")
     assert sr == 16000 and np.abs(back - wave).max() < 1e-4
+
+
+def test_chunked_rows_give_the_same_dataset(items, dataset):
+    chunked = synthesize_dataset(items, EspeakVoice(), rows_per_chunk=3, desc="test")
+    assert chunked.features == dataset.features
+    assert chunked["id"] == dataset["id"] and chunked["index"] == dataset["index"]
+    assert [a["bytes"] for a in chunked["audio"]] == [a["bytes"] for a in dataset["audio"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -60,28 +61,35 @@ def encode_audio_dataset(
     audio_ds: Iterable[Mapping[str, Any]],
     tokenizer: Any,
     audio_column: str = "audio",
-    id_column: str = "id",
+    id_column: str | None = "id",
     keep_columns: Iterable[str] = OPTIONAL_STRING_COLUMNS,
     batch_size: int = 16,
     skipped: Counter | None = None,
     desc: str = "encoding",
+    rename: Mapping[str, str] | None = None,
+    id_prefix: str = "",
 ) -> datasets.Dataset:
     """Turn rows with audio into a unit dataset with ``tokenizer`` (a ``hf_slm.units.SpeechTokenizer``).
 
     Audio that cannot be used (corrupt, empty, unreadable) is skipped and counted in ``skipped`` by reason;
-    stereo and other sample rates are downmixed / resampled by ``load_audio``.
+    stereo and other sample rates are downmixed / resampled by ``load_audio``. ``keep_columns`` are copied,
+    under ``rename``'d names where given; the contract's optional columns (``speaker``, ``text``, ``source``)
+    are stored as strings, others keep their type. Without an ``id_column`` an utterance's id is
+    ``f"{id_prefix}{position}"``, its position in ``audio_ds``.
     """
     skipped = Counter() if skipped is None else skipped
-    keep = [c for c in keep_columns if c not in UNIT_FEATURES and c != audio_column]
+    rename = dict(rename or {})
+    keep = [c for c in keep_columns if rename.get(c, c) not in UNIT_FEATURES and c != audio_column]
     source_features = getattr(audio_ds, "features", None) or {}
+    as_string = {c for c in keep if rename.get(c, c) in OPTIONAL_STRING_COLUMNS or c not in source_features}
     columns: dict[str, list] = {k: [] for k in ("id", "units", "durations", "n_frames", "seconds")}
     extras: dict[str, list] = {}
-    batch: list[tuple[Mapping[str, Any], np.ndarray]] = []
+    batch: list[tuple[str, Mapping[str, Any], np.ndarray]] = []
 
     def flush() -> None:
-        waves = [w for _, w in batch]
-        for (row, wave), seq in zip(batch, tokenizer.encode_batch(waves), strict=True):
-            columns["id"].append(str(row[id_column]))
+        waves = [w for _, _, w in batch]
+        for (uid, row, wave), seq in zip(batch, tokenizer.encode_batch(waves), strict=True):
+            columns["id"].append(uid)
             columns["units"].append(np.asarray(seq.units, dtype=np.uint16))
             durations = seq.durations if seq.durations is not None else np.ones(len(seq.units), np.uint16)
             columns["durations"].append(np.asarray(durations, dtype=np.uint16))
@@ -89,23 +97,26 @@ def encode_audio_dataset(
             columns["seconds"].append(len(wave) / tokenizer.sample_rate)
             for c in keep:
                 if c in row:
-                    extras.setdefault(c, []).append(row[c] if c in source_features else str(row[c]))
+                    extras.setdefault(c, []).append(str(row[c]) if c in as_string else row[c])
         batch.clear()
 
-    for row in tqdm(audio_ds, desc=desc, unit="utt"):
+    for position, row in enumerate(tqdm(audio_ds, desc=desc, unit="utt")):
+        uid = f"{id_prefix}{position}" if id_column is None else str(row[id_column])
         try:
-            wave = load_audio(row[audio_column], sample_rate=tokenizer.sample_rate, name=str(row.get(id_column)))
+            wave = load_audio(row[audio_column], sample_rate=tokenizer.sample_rate, name=uid)
         except AudioError as err:
             skipped[_reason(err)] += 1
             continue
-        batch.append((row, wave))
+        batch.append((uid, row, wave))
         if len(batch) >= batch_size:
             flush()
     if batch:
         flush()
-    extras = {k: v for k, v in extras.items() if len(v) == len(columns["id"])}
+    extras = {rename.get(k, k): v for k, v in extras.items() if len(v) == len(columns["id"])}
+    source_of = {rename.get(c, c): c for c in keep}
     features = unit_features(
-        {k: source_features.get(k, datasets.Value("string")) for k in extras}, durations=tokenizer.dedup
+        {k: datasets.Value("string") if source_of[k] in as_string else source_features[source_of[k]] for k in extras},
+        durations=tokenizer.dedup,
     )
     if not tokenizer.dedup:
         columns.pop("durations")
@@ -165,8 +176,8 @@ def render_card(split_names: list[str], info: UnitDatasetInfo, pretty_name: str)
     )
 
 
-def load_unit_info(path_or_id: str | Path, revision: str | None = None) -> UnitDatasetInfo:
-    """Read the ``hf_slm`` block of a unit dataset's card (local folder or Hub dataset id)."""
+def _card_metadata(path_or_id: str | Path, revision: str | None = None) -> dict[str, Any]:
+    """The YAML header of a unit dataset's README.md (local folder or Hub dataset id)."""
     local = Path(path_or_id) / "README.md"
     if local.is_file():
         text = local.read_text()
@@ -178,17 +189,55 @@ def load_unit_info(path_or_id: str | Path, revision: str | None = None) -> UnitD
     meta = yaml.safe_load(parts[1]) if text.startswith("---") and len(parts) > 2 else None
     if not meta or CARD_KEY not in meta:
         raise SchemaError(f"{path_or_id}: README.md has no '{CARD_KEY}' metadata block; is this a unit dataset?")
-    return UnitDatasetInfo(**meta[CARD_KEY])
+    return meta
+
+
+def load_unit_info(path_or_id: str | Path, revision: str | None = None) -> UnitDatasetInfo:
+    """Read the ``hf_slm`` block of a unit dataset's card (local folder or Hub dataset id)."""
+    return UnitDatasetInfo(**_card_metadata(path_or_id, revision)[CARD_KEY])
+
+
+def _local_data_files(folder: Path, meta: dict[str, Any]) -> dict[str, list[str]]:
+    """``{split: [absolute patterns]}`` of the card's default config."""
+    configs = meta.get("configs") or []
+    config = next((c for c in configs if c.get("config_name", "default") == "default"), None)
+    if config is None:
+        raise SchemaError(f"{folder}: README.md has no default entry under 'configs:'")
+    files = config["data_files"]
+    entries = files if isinstance(files, list) else [{"split": k, "path": v} for k, v in files.items()]
+    out: dict[str, list[str]] = {}
+    for entry in entries:
+        paths = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
+        out.setdefault(entry["split"], []).extend(str(folder / p) for p in paths)
+    return out
+
+
+def looks_like_hub_id(source: str | Path) -> bool:
+    """``owner/name`` (what ``load_dataset`` would look up on the Hub), as opposed to a local path."""
+    text = str(source)
+    return re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", text) is not None and not text.startswith((".", "~"))
 
 
 def load_unit_dataset(
     path_or_id: str | Path, split: str | None = None, revision: str | None = None, streaming: bool = False
 ) -> datasets.Dataset | datasets.DatasetDict:
-    """Load a unit dataset (local folder or Hub id) with ``datasets.load_dataset`` and validate it."""
-    if not Path(path_or_id).exists() and "/" not in str(path_or_id):
+    """Load a unit dataset (local folder or Hub id) with ``datasets.load_dataset`` and validate it.
+
+    A local folder is read through the ``parquet`` builder with the card's data files: ``datasets`` 5 caches
+    a folder loaded by path under its README config without looking at the files, so a rebuilt folder would
+    otherwise come back with its old rows.
+    """
+    if not Path(path_or_id).exists() and not looks_like_hub_id(path_or_id):
         raise FileNotFoundError(f"unit dataset {path_or_id!r}: no such folder, and not a Hub id (owner/name)")
-    info = load_unit_info(path_or_id, revision=revision)
-    ds = datasets.load_dataset(str(path_or_id), split=split, revision=revision, streaming=streaming)
+    meta = _card_metadata(path_or_id, revision=revision)
+    info = UnitDatasetInfo(**meta[CARD_KEY])
+    if Path(path_or_id).is_dir():
+        data_files = _local_data_files(Path(path_or_id), meta)
+        if split is not None and split not in data_files:
+            raise ValueError(f"unit dataset {path_or_id}: no split {split!r}; have {sorted(data_files)}")
+        ds = datasets.load_dataset("parquet", data_files=data_files, split=split, streaming=streaming)
+    else:
+        ds = datasets.load_dataset(str(path_or_id), split=split, revision=revision, streaming=streaming)
     if not streaming:
         for name, part in (ds.items() if isinstance(ds, datasets.DatasetDict) else [(split, ds)]):
             validate_unit_dataset(part, where=f"{path_or_id} split {name!r}", n_units=info.n_units)

@@ -20,8 +20,10 @@ def allocation_exponents(alpha: float, beta: float) -> tuple[float, float]:
 
 
 def allocation_constant(params: Params) -> float:
-    """``G = (alpha A / (beta B))^(1 / (alpha + beta))``."""
+    """``G = (alpha A / (beta B))^(1 / (alpha + beta))``; eq.6 needs positive exponents (ValueError otherwise)."""
     a_, b_ = params["alpha"], params["beta"]
+    if not (a_ > 0 and b_ > 0):
+        raise ValueError(f"compute-optimal allocation needs alpha > 0 and beta > 0, got alpha={a_:.3g}, beta={b_:.3g}")
     return float((a_ * params["A"] / (b_ * params["B"])) ** (1.0 / (a_ + b_)))
 
 

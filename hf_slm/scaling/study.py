@@ -157,7 +157,8 @@ def _report(result: dict, runs: pd.DataFrame, metrics: list[str], eq4: dict) -> 
             interval = f"[{_fmt(ci['ci_low'])}, {_fmt(ci['ci_high'])}]" if ci else "-"
             lines.append(f"| {name} | {_fmt(value)} | {interval} |")
         alloc = result["allocation"]
-        lines += ["", f"eq.6 exponents: N_opt ~ C^a with a = {alloc['a']:.3f}, D_opt ~ C^b with b = {alloc['b']:.3f}."]
+        if alloc:
+            lines += ["", f"eq.6 exponents: N_opt ~ C^a with a = {alloc['a']:.3f}, D_opt ~ C^b with b = {alloc['b']:.3f}."]
         if result.get("data_constrained"):
             dc = result["data_constrained"]
             lines.append(f"eq.7/8 (multi-epoch runs): R*_N = {_fmt(dc['R_N'])}, R*_D = {_fmt(dc['R_D'])}.")
@@ -201,6 +202,9 @@ def analyze_runs(source, output_dir, delta: float = 0.03, n_bootstrap: int = 50,
         result["chinchilla"] = {"params": dict(law.params_), "objective": law.objective_, "n_points": law.n_points_}
         if eq4["bootstrap"] is not None:
             result["chinchilla"]["intervals"] = eq4["bootstrap"].summary()
+    if law is not None and not (law.params_["alpha"] > 0 and law.params_["beta"] > 0):
+        result["warnings"].append("eq.6 and eq.7/8 skipped: they need positive eq.4 exponents")
+    elif law is not None:
         a, b = allocation_exponents(law.params_["alpha"], law.params_["beta"])
         result["allocation"] = {"a": a, "b": b}
         multi = runs[~single_epoch(runs)]
@@ -219,7 +223,7 @@ def analyze_runs(source, output_dir, delta: float = 0.03, n_bootstrap: int = 50,
     if metrics:
         figs["fig2"] = str(plot_metrics_vs_compute(runs, metrics, out_dir / "fig2_metrics_vs_compute.png"))
         figs["fig4"] = str(plot_metrics_vs_loss(runs, metrics, out_dir / "fig4_metrics_vs_loss.png"))
-    if law is not None:
+    if result["allocation"] is not None:
         figs["isoloss"] = str(plot_isoloss(law.params_, out_dir / "isoloss.png", runs=single))
     report = out_dir / "report.md"
     report.write_text(_report(result, runs, metrics, eq4))

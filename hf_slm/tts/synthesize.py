@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import multiprocessing
 from collections.abc import Iterator, Sequence
@@ -109,27 +110,18 @@ def synthesize_dataset(
     sample_rate: int = 16000,
     num_proc: int = 1,
     desc: str = "synthesize",
+    rows_per_chunk: int = 1000,
 ) -> datasets.Dataset:
     """Speak every item's ``text`` with ``voice``; one row per item, in the items' order.
 
     Columns: ``id``, ``text``, ``speaker`` (``voice.name``), ``seconds`` (float32), ``audio``
     (``datasets.Audio(sampling_rate, decode=False)``: ``{"bytes": mono 16-bit WAV, "path": None}``), plus
     every other key of the items (str/int/float/bool). ``num_proc > 1`` spreads the work over spawned
-    processes (each initialises its own voice); the result is identical to ``num_proc=1``.
+    processes (each initialises its own voice); the result is identical to ``num_proc=1``. Rows are
+    gathered ``rows_per_chunk`` at a time into Arrow chunks: one Arrow binary array holds at most 2 GiB.
     """
     _check_items(items)
     extras = _extra_columns(items)
-    texts = [item["text"] for item in items]
-    rendered = list(tqdm(_render_all(texts, voice, sample_rate, num_proc), total=len(texts), desc=desc,
-                         unit="utt"))
-    columns: dict[str, list] = {
-        "id": [item["id"] for item in items],
-        "text": texts,
-        "speaker": [voice.name] * len(items),
-        "seconds": [seconds for _, seconds in rendered],
-        "audio": [{"bytes": wav, "path": None} for wav, _ in rendered],
-    }
-    columns.update({key: [item[key] for item in items] for key in extras})
     # Audio.encode_example needs torchcodec even for ready bytes: store the struct, then cast (no encoding).
     wav_struct = {"bytes": datasets.Value("binary"), "path": datasets.Value("string")}
     features = datasets.Features({
@@ -137,5 +129,22 @@ def synthesize_dataset(
         "seconds": datasets.Value("float32"), "audio": wav_struct,
         **{key: datasets.Value(kind) for key, kind in extras.items()},
     })
-    ds = datasets.Dataset.from_dict(columns, features=features)
+    texts = [item["text"] for item in items]
+    bar = tqdm(_render_all(texts, voice, sample_rate, num_proc), total=len(texts), desc=desc, unit="utt")
+    rendered = iter(bar)
+    chunks = []
+    for start in range(0, max(len(items), 1), rows_per_chunk):
+        part = items[start : start + rows_per_chunk]
+        audio = list(itertools.islice(rendered, len(part)))
+        columns: dict[str, list] = {
+            "id": [item["id"] for item in part],
+            "text": [item["text"] for item in part],
+            "speaker": [voice.name] * len(part),
+            "seconds": [seconds for _, seconds in audio],
+            "audio": [{"bytes": wav, "path": None} for wav, _ in audio],
+            **{key: [item[key] for item in part] for key in extras},
+        }
+        chunks.append(datasets.Dataset.from_dict(columns, features=features))
+    bar.close()
+    ds = datasets.concatenate_datasets(chunks) if len(chunks) > 1 else chunks[0]
     return ds.cast_column("audio", datasets.Audio(sampling_rate=sample_rate, decode=False))

@@ -17,33 +17,40 @@ class LogMelConfig:
 
     ``win_ms=None`` uses a window of two hops (80 ms at 25 Hz): with a Hann window and 50 % overlap every
     sample weighs the same, and frame ``t`` is centred on ``(t + 0.5) * hop``.
+
+    ``cmvn`` normalises each feature's mean and variance over the whole utterance, or, with
+    ``cmvn_window`` seconds, over the frames of that window that end at the current one (online CMVN, as
+    Kaldi's causal sliding CMVN): a frame then depends on the past only, so utterances that share a
+    beginning share its units.
     """
 
     sample_rate: int = 16000
-    frame_rate: int = 25
+    frame_rate: float = 25
     n_mels: int = 40
     n_mfcc: int | None = None
     win_ms: float | None = None
     deltas: bool = False
     cmvn: bool = True
+    cmvn_window: float | None = None
     f_min: float = 0.0
     f_max: float | None = None
     log_floor: float = 1e-6
 
     def __post_init__(self) -> None:
-        if float(self.frame_rate) != int(self.frame_rate):
-            raise ValueError(f"frame_rate must be a whole number of Hz, got {self.frame_rate}")
-        self.frame_rate = int(self.frame_rate)
-        if self.sample_rate % self.frame_rate:
-            raise ValueError(f"sample_rate {self.sample_rate} is not a multiple of frame_rate {self.frame_rate}")
+        hop = self.sample_rate / self.frame_rate if self.frame_rate > 0 else 0.0
+        if hop < 1 or hop != int(hop):
+            raise ValueError(f"frame_rate {self.frame_rate} Hz does not give a whole hop at {self.sample_rate} Hz "
+                             f"(sample_rate / frame_rate = {hop:g} samples)")
         if self.n_mfcc is not None and not 0 < self.n_mfcc <= self.n_mels:
             raise ValueError(f"n_mfcc must be in 1..n_mels={self.n_mels}, got {self.n_mfcc}")
+        if self.cmvn_window is not None and self.cmvn_window <= 0:
+            raise ValueError(f"cmvn_window must be > 0 seconds, got {self.cmvn_window}")
         if self.win_length < self.hop_length // 2:
             raise ValueError(f"window ({self.win_length} samples) is shorter than half a hop ({self.hop_length})")
 
     @property
     def hop_length(self) -> int:
-        return self.sample_rate // self.frame_rate
+        return round(self.sample_rate / self.frame_rate)
 
     @property
     def win_length(self) -> int:
@@ -60,6 +67,19 @@ def _delta(x: torch.Tensor, width: int = 2) -> torch.Tensor:
     return num / (2 * sum(k * k for k in range(1, width + 1)))
 
 
+def _causal_cmvn(x: torch.Tensor, window: int) -> torch.Tensor:
+    """Normalise frame ``t`` of ``x`` [T, F] by the mean and std of frames ``max(0, t-window+1)..t``."""
+    x = x.double()
+    zero = torch.zeros(1, x.shape[1], dtype=x.dtype)
+    s1, s2 = torch.cat([zero, x.cumsum(0)]), torch.cat([zero, (x * x).cumsum(0)])
+    end = torch.arange(1, x.shape[0] + 1)
+    start = (end - window).clamp(min=0)
+    n = (end - start)[:, None].to(x.dtype)
+    mean = (s1[end] - s1[start]) / n
+    var = ((s2[end] - s2[start]) / n - mean * mean).clamp(min=0)
+    return ((x - mean) / (var.sqrt() + 1e-5)).float()
+
+
 class LogMelEncoder:
     """Per-frame log-mel filterbank (or MFCC) features at ``frame_rate`` Hz.
 
@@ -69,7 +89,7 @@ class LogMelEncoder:
     channel's spectral tilt, which makes units less speaker-dependent.
     """
 
-    def __init__(self, sample_rate: int = 16000, frame_rate: int = 25, n_mels: int = 40, **kwargs: Any):
+    def __init__(self, sample_rate: int = 16000, frame_rate: float = 25, n_mels: int = 40, **kwargs: Any):
         self.cfg = LogMelConfig(sample_rate=sample_rate, frame_rate=frame_rate, n_mels=n_mels, **kwargs)
         cfg = self.cfg
         self.n_fft = 1 << (cfg.win_length - 1).bit_length()
@@ -166,6 +186,8 @@ class LogMelEncoder:
         if self.cfg.deltas:
             d = _delta(f)
             f = torch.cat([f, d, _delta(d)], dim=1)
-        if self.cfg.cmvn:
+        if self.cfg.cmvn and self.cfg.cmvn_window is not None:
+            f = _causal_cmvn(f, max(1, round(self.cfg.cmvn_window * self.cfg.frame_rate)))
+        elif self.cfg.cmvn:
             f = (f - f.mean(0)) / (f.std(0, unbiased=False) + 1e-5)
         return f.numpy().astype(np.float32, copy=False)

@@ -1,0 +1,69 @@
+"""Turn an audio dataset into a unit dataset (Parquet shards + dataset card) on disk or on the Hub.
+
+    python dataset_scripts/build_units.py SOURCE --tokenizer TOKENIZER --output DIR [--push-to-hub ID]
+    python dataset_scripts/build_units.py --corpus NAME --tokenizer TOKENIZER --output DIR
+
+SOURCE is a ``save_to_disk`` folder, a data folder or a Hub dataset id; TOKENIZER a SpeechTokenizer folder or
+Hub id. ``--corpus`` takes one of the paper's corpora (``hf_slm.data.corpora``) instead of SOURCE and fills
+the Hub id, config, splits, columns and test split from the registry; explicit options still override.
+Corrupt, empty or unusable audio is skipped and counted in the card; other sample rates and stereo are
+resampled / downmixed. ``datasets.load_dataset(DIR)`` then loads the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hf_slm.data.build import build_unit_dataset, push_unit_dataset
+from hf_slm.data.corpora import CORPORA, corpus_build_kwargs, get_corpus
+from hf_slm.units import SpeechTokenizer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("source", nargs="?", help="audio dataset: save_to_disk folder, data folder or Hub id")
+    what.add_argument("--corpus", choices=sorted(CORPORA), help="a corpus of the paper's Table 2, from the registry")
+    parser.add_argument("--tokenizer", required=True, help="SpeechTokenizer folder or Hub id")
+    parser.add_argument("--tokenizer-revision", default=None, help="Hub revision of the tokenizer (pin a commit)")
+    parser.add_argument("--output", required=True, help="folder to write the unit dataset to")
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="also upload the folder as a Hub dataset")
+    parser.add_argument("--config", default=None, help="dataset config name (Hub datasets)")
+    parser.add_argument("--splits", nargs="*", default=None, help="splits to encode (default: all)")
+    parser.add_argument("--audio-column", default=None, help="default: audio")
+    parser.add_argument("--id-column", default=None, help="default: id")
+    parser.add_argument("--keep-columns", nargs="*", default=None,
+                        help="source columns copied into the unit dataset when present (default: speaker text source)")
+    parser.add_argument("--test-fraction", type=float, default=None,
+                        help="hold out this seeded share of 'train' as 'test' (corpora without a test split)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    args = parser.parse_args(argv)
+
+    explicit = {k: v for k, v in (("config", args.config), ("splits", args.splits), ("audio_column", args.audio_column),
+                                  ("id_column", args.id_column), ("keep_columns", args.keep_columns),
+                                  ("test_fraction", args.test_fraction)) if v is not None}
+    try:
+        kwargs = corpus_build_kwargs(args.corpus, **explicit) if args.corpus else {"source": args.source, **explicit}
+    except ValueError as err:
+        print(f"build_units: error: {err}", file=sys.stderr)
+        return 2
+    if args.corpus and get_corpus(args.corpus).notes:
+        print(f"build_units: note on {args.corpus}: {get_corpus(args.corpus).notes}", file=sys.stderr)
+
+    tokenizer = SpeechTokenizer.from_pretrained(args.tokenizer, revision=args.tokenizer_revision)
+    source = kwargs.pop("source")
+    try:
+        out = build_unit_dataset(source, tokenizer, args.output, tokenizer_id=args.tokenizer,
+                                 tokenizer_revision=args.tokenizer_revision, batch_size=args.batch_size, **kwargs)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"build_units: error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    if args.push_to_hub:
+        print(f"pushed: {push_unit_dataset(out, args.push_to_hub)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
