@@ -7,13 +7,17 @@ SOURCE is a ``save_to_disk`` folder, a data folder or a Hub dataset id; TOKENIZE
 Hub id. ``--corpus`` takes one of the paper's corpora (``hf_slm.data.corpora``) instead of SOURCE and fills
 the Hub id, config, splits, columns and test split from the registry; explicit options still override.
 Corrupt, empty or unusable audio is skipped and counted in the card; other sample rates and stereo are
-resampled / downmixed. ``datasets.load_dataset(DIR)`` then loads the result.
+resampled / downmixed. ``datasets.load_dataset(DIR)`` then loads the result. The work goes shard by shard
+(``--shard-rows``): a killed run started again skips the finished shards, and ``accelerate launch
+dataset_scripts/build_units.py ...`` spreads the shards over processes (GPUs, nodes) with the same result.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from accelerate import PartialState
 
 from hf_slm.data.build import build_unit_dataset, push_unit_dataset
 from hf_slm.data.corpora import CORPORA, corpus_build_kwargs, get_corpus
@@ -38,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-fraction", type=float, default=None,
                         help="hold out this seeded share of 'train' as 'test' (corpora without a test split)")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--streaming", action="store_true", help="stream the source instead of downloading it")
+    parser.add_argument("--shard-rows", type=int, default=10_000,
+                        help="utterances per output shard: the unit of work, of resuming and of splitting over "
+                        "processes (default %(default)s)")
     args = parser.parse_args(argv)
 
     explicit = {k: v for k, v in (("config", args.config), ("splits", args.splits), ("audio_column", args.audio_column),
@@ -51,17 +59,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.corpus and get_corpus(args.corpus).notes:
         print(f"build_units: note on {args.corpus}: {get_corpus(args.corpus).notes}", file=sys.stderr)
 
-    tokenizer = SpeechTokenizer.from_pretrained(args.tokenizer, revision=args.tokenizer_revision)
+    state = PartialState()  # under `accelerate launch`, each process encodes its own shards on its own device
+    tokenizer = SpeechTokenizer.from_pretrained(args.tokenizer, revision=args.tokenizer_revision,
+                                                device=str(state.device) if state.device.type == "cuda" else None)
     source = kwargs.pop("source")
     try:
         out = build_unit_dataset(source, tokenizer, args.output, tokenizer_id=args.tokenizer,
-                                 tokenizer_revision=args.tokenizer_revision, batch_size=args.batch_size, **kwargs)
+                                 tokenizer_revision=args.tokenizer_revision, batch_size=args.batch_size,
+                                 streaming=args.streaming, shard_rows=args.shard_rows,
+                                 process_index=state.process_index, num_processes=state.num_processes, **kwargs)
     except (FileNotFoundError, ValueError) as err:
         print(f"build_units: error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {out}")
-    if args.push_to_hub:
-        print(f"pushed: {push_unit_dataset(out, args.push_to_hub)}")
+    state.wait_for_everyone()
+    if state.is_main_process:
+        print(f"wrote {out}")
+        if args.push_to_hub:
+            print(f"pushed: {push_unit_dataset(out, args.push_to_hub)}")
     return 0
 
 

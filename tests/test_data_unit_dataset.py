@@ -104,11 +104,11 @@ def test_build_units_script_from_a_saved_audio_dataset(tokenizer, audio_ds, tmp_
     datasets.DatasetDict({"train": audio_ds}).save_to_disk(str(tmp_path / "audio"))
     main = _build_units_script()
     code = main([str(tmp_path / "audio"), "--tokenizer", str(tmp_path / "tok"), "--output", str(tmp_path / "units"),
-                 "--keep-columns", "text", "--test-fraction", "0.3"])
+                 "--keep-columns", "text", "--test-fraction", "0.35"])
     assert code == 0
     loaded = load_unit_dataset(tmp_path / "units")
     assert sorted(loaded) == ["test", "train"]
-    assert sorted([*loaded["train"]["id"], *loaded["test"]["id"]]) == ["a", "b", "c"] and len(loaded["test"]) == 1
+    assert loaded["train"]["id"] == ["a", "b"] and loaded["test"]["id"] == ["c"]  # by id hash: c's is 0.30 < 0.35
     card = load_unit_info(tmp_path / "units")
     assert card.skipped == {"corrupt": 1, "empty": 1} and card.utterances == 3 and card.n_units == tokenizer.n_units
 
@@ -133,3 +133,62 @@ def test_build_merges_source_splits_renames_columns_and_numbers_rows_without_ids
     assert loaded["test"]["id"] == ["eval-1"]  # eval-0 is the empty one
     assert loaded["train"].features["speaker"] == datasets.Value("string") and loaded["train"]["speaker"] == ["1", "0", "0"]
     assert load_unit_info(out).skipped == {"corrupt": 1, "empty": 1}
+
+
+def _unit_rows(folder):
+    loaded = load_unit_dataset(folder)
+    return {split: sorted((r["id"], tuple(r["units"])) for r in part) for split, part in loaded.items()}
+
+
+def test_sharded_build_is_the_same_for_any_number_of_processes(tokenizer, audio_ds, tmp_path):
+    from hf_slm.data.build import build_unit_dataset
+
+    big = datasets.concatenate_datasets([audio_ds] * 4).map(lambda row, i: {"id": f"u{i}"}, with_indices=True)
+    big.save_to_disk(str(tmp_path / "audio"))
+    one = build_unit_dataset(tmp_path / "audio", tokenizer, tmp_path / "one", shard_rows=3, test_fraction=0.3)
+    for rank in (0, 1, 2):
+        build_unit_dataset(tmp_path / "audio", tokenizer, tmp_path / "three", shard_rows=3, test_fraction=0.3,
+                           process_index=rank, num_processes=3)
+    assert _unit_rows(tmp_path / "three") == _unit_rows(one)
+    rows = _unit_rows(one)
+    assert len(rows["train"]) + len(rows["test"]) == 12 and rows["test"]  # 20 rows, 8 corrupt or empty
+    assert load_unit_info(one).skipped == load_unit_info(tmp_path / "three").skipped == {"corrupt": 4, "empty": 4}
+    (tmp_path / "pq" / "data").mkdir(parents=True)
+    big.to_parquet(str(tmp_path / "pq" / "data" / "train-0.parquet"))
+    streamed = build_unit_dataset(tmp_path / "pq", tokenizer, tmp_path / "streamed", shard_rows=7,
+                                  test_fraction=0.3, streaming=True)
+    assert _unit_rows(streamed) == rows  # another shard size, read as an IterableDataset
+
+
+KILLER = """
+import os, signal, sys
+from hf_slm.data import build
+from hf_slm.units import SpeechTokenizer
+real, calls = build.encode_audio_dataset, []
+def encode_then_die(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 3:
+        os.kill(os.getpid(), signal.SIGKILL)  # a hard crash while encoding the third shard
+    return real(*args, **kwargs)
+build.encode_audio_dataset = encode_then_die
+build.build_unit_dataset(sys.argv[1], SpeechTokenizer.from_pretrained(sys.argv[2]), sys.argv[3], shard_rows=3)
+"""
+
+
+def test_a_killed_build_resumes_without_losing_or_duplicating_utterances(tokenizer, audio_ds, tmp_path):
+    import subprocess
+    import sys
+
+    from hf_slm.data.build import build_unit_dataset
+
+    big = datasets.concatenate_datasets([audio_ds] * 3).map(lambda row, i: {"id": f"u{i}"}, with_indices=True)
+    big.save_to_disk(str(tmp_path / "audio"))
+    tokenizer.save_pretrained(tmp_path / "tok")
+    out = tmp_path / "units"
+    killed = subprocess.run([sys.executable, "-c", KILLER, str(tmp_path / "audio"), str(tmp_path / "tok"), str(out)])
+    assert killed.returncode == -9
+    assert len(list((out / "data").glob("*.parquet"))) == 2 and not (out / "README.md").exists()
+    build_unit_dataset(tmp_path / "audio", tokenizer, out, shard_rows=3)
+    reference = build_unit_dataset(tmp_path / "audio", tokenizer, tmp_path / "ref", shard_rows=3)
+    assert _unit_rows(out) == _unit_rows(reference)
+    assert len(_unit_rows(out)["train"]) == 9 and load_unit_info(out).utterances == 9

@@ -38,7 +38,10 @@ def test_every_stage_leaves_its_outputs(demo_dir):
     for spec in config.runs:
         record = RunRecord.load(out / "runs" / spec.name / "run.json")
         assert record.flops == 6 * record.N * record.D
-        assert 0.9 * spec.tokens <= record.D and record.loss is not None  # D counts real tokens, not pad
+        steps = record.stats["steps"]
+        assert steps == -(-spec.tokens // (config.batch_size * config.block_size))  # D rounded up to whole steps
+        assert 0 < record.D <= steps * config.batch_size * config.block_size  # D counts real tokens, not pad
+        assert record.curve[-1]["tokens"] == record.D and record.loss == record.curve[-1]["loss"]
         assert set(record.metrics) == set(BENCHMARKS)
         for metric in record.metrics.values():
             assert metric["n"] == config.n_pairs and metric["ci_low"] <= metric["accuracy"] <= metric["ci_high"]

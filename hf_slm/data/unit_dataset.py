@@ -68,6 +68,7 @@ def encode_audio_dataset(
     desc: str = "encoding",
     rename: Mapping[str, str] | None = None,
     id_prefix: str = "",
+    first_position: int = 0,
 ) -> datasets.Dataset:
     """Turn rows with audio into a unit dataset with ``tokenizer`` (a ``hf_slm.units.SpeechTokenizer``).
 
@@ -75,7 +76,7 @@ def encode_audio_dataset(
     stereo and other sample rates are downmixed / resampled by ``load_audio``. ``keep_columns`` are copied,
     under ``rename``'d names where given; the contract's optional columns (``speaker``, ``text``, ``source``)
     are stored as strings, others keep their type. Without an ``id_column`` an utterance's id is
-    ``f"{id_prefix}{position}"``, its position in ``audio_ds``.
+    ``f"{id_prefix}{position}"``, its position in ``audio_ds`` counted from ``first_position``.
     """
     skipped = Counter() if skipped is None else skipped
     rename = dict(rename or {})
@@ -100,7 +101,7 @@ def encode_audio_dataset(
                     extras.setdefault(c, []).append(str(row[c]) if c in as_string else row[c])
         batch.clear()
 
-    for position, row in enumerate(tqdm(audio_ds, desc=desc, unit="utt")):
+    for position, row in enumerate(tqdm(audio_ds, desc=desc, unit="utt"), start=first_position):
         uid = f"{id_prefix}{position}" if id_column is None else str(row[id_column])
         try:
             wave = load_audio(row[audio_column], sample_rate=tokenizer.sample_rate, name=uid)
