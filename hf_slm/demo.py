@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -82,7 +83,11 @@ def default_precision() -> str:
 
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "no"
-    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "no"
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # oneDNN's own check (AVX512-BF16, AMX)
+    except (AttributeError, RuntimeError):
+        native = False
+    return "bf16" if native else "no"
 
 
 def default_grid() -> list[RunSpec]:
@@ -166,7 +171,8 @@ class Demo:
                 if mine:
                     parts.append(synthesize_dataset(mine, EspeakVoice(voice), sample_rate=16000, num_proc=workers,
                                                     desc=f"TTS {name} ({voice})"))
-            tmp = out.with_name(out.name + ".tmp")
+            tmp = out.with_name(out.name + ".tmp")  # renamed when complete: a crash leaves no half dataset
+            shutil.rmtree(tmp, ignore_errors=True)
             datasets.concatenate_datasets(parts).save_to_disk(str(tmp))
             tmp.rename(out)
 

@@ -52,6 +52,18 @@ def test_logmel_cmvn_removes_gain():
     np.testing.assert_allclose(enc.encode(wave), enc.encode(wave * 0.1), atol=1e-2)
 
 
+def test_sliding_cmvn_depends_on_the_past_only_and_removes_gain():
+    enc = LogMelEncoder(frame_rate=12.5, cmvn_window=1.0)
+    shared, rng = chirp(2.0, seed=1), np.random.default_rng(0)
+    a = np.concatenate([shared, chirp(1.0, seed=2)])
+    b = np.concatenate([shared, 0.1 * rng.standard_normal(16000).astype(np.float32)])
+    fa, fb = enc.encode(a), enc.encode(b)
+    n_shared = 2 * 12 - 1  # frames whose 160 ms window lies inside the shared 2 s
+    np.testing.assert_array_equal(fa[:n_shared], fb[:n_shared])
+    assert np.abs(fa[n_shared + 2 :] - fb[n_shared + 2 :]).max() > 0.5
+    np.testing.assert_allclose(enc.encode(a * 0.1), fa, atol=1e-2)  # a constant gain is a mean shift in log
+
+
 def test_logmel_batch_equals_single():
     enc = LogMelEncoder(n_mfcc=20, deltas=True)
     waves = [chirp(s, seed=i) for i, s in enumerate([1.3, 0.2, 2.0, 0.0, 0.7])]
