@@ -1,4 +1,5 @@
-"""``hf-slm sizes`` and ``hf-slm train`` (single process; ``accelerate launch recipes/train.py`` for more)."""
+"""``hf-slm sizes``, ``hf-slm train`` (single process; ``accelerate launch recipes/train.py`` for more) and
+``hf-slm convert`` (the paper authors' checkpoints -> ``LlamaForCausalLM``)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               "'hf-slm train --config recipes/configs/demo.yaml tokens=2e6 output_dir=runs/x'.")
     add_train_arguments(p)
     p.set_defaults(func=train_command)
+
+    p = subparsers.add_parser(
+        "convert", help="convert a checkpoint of the paper's code (tiagoCuervo/slm_scaling) to LlamaForCausalLM",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Convert a checkpoint of the authors' code (tiagoCuervo/slm_scaling, a nanoGPT-style Llama)\n"
+        "into a transformers LlamaForCausalLM folder with this project's token ids (units 0..K-1, EOS K,\n"
+        "pad K+1, vocabulary K+2 = 502, context >= 2050). SRC is one of:\n"
+        "  - their training checkpoint, out/<run>/checkpoint-XXXXXXXX.pt (read with weights_only=True)\n"
+        "  - a folder written by their save_pretrained / slm-convert (config.json + *.safetensors)\n"
+        "  - a Hub id of their collection, e.g. tiagoCuervo/gslm-scaling-823m-82b (downloaded first)\n"
+        "  - a transformers Llama folder (validated and saved again with the token ids above)\n"
+        "q/k projections are permuted from their interleaved rotary pairs to transformers' half-split\n"
+        "ones; the embedding and LM head stay tied, as they were trained.",
+        epilog="example: hf-slm convert tiagoCuervo/gslm-scaling-823m-82b models/823m-82b --size 823M\n"
+        "then: LlamaForCausalLM.from_pretrained('models/823m-82b')")
+    p.add_argument("src", metavar="SRC", help="checkpoint .pt file, native folder, Hub id or Llama folder")
+    p.add_argument("out", metavar="OUT", help="output folder for the LlamaForCausalLM")
+    p.add_argument("--size", metavar="NAME", help="refuse a checkpoint whose shape is not this size "
+                   f"({', '.join(SIZES)} or LAYERSxDMODELxHEADS)")
+    p.add_argument("--n-units", type=int, default=500, metavar="K",
+                   help="units K; the vocabulary must be K + 2 (default 500)")
+    p.add_argument("--overwrite", action="store_true", help="write into OUT even if it is not empty")
+    p.set_defaults(func=convert_command)
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -58,4 +82,15 @@ def train_command(args: argparse.Namespace) -> int:
     record = run_training(config, push_to_hub=args.push_to_hub, progress=not args.no_progress)
     status = "finished" if record.finished else f"stopped at step {record.stats.get('steps')}"
     print(f"{record.run}: {status}, N={record.N:,} D={record.D:,} loss={record.loss} -> {config.output_dir}")
+    return 0
+
+
+def convert_command(args: argparse.Namespace) -> int:
+    from hf_slm.training.convert import convert_checkpoint
+
+    out = convert_checkpoint(args.src, args.out, size=args.size, n_units=args.n_units, overwrite=args.overwrite)
+    config = json.loads((out / "config.json").read_text())
+    print(f"{args.src} -> {out}: LlamaForCausalLM, {config['num_hidden_layers']} layers, d={config['hidden_size']}, "
+          f"{config['num_attention_heads']} heads, vocab {config['vocab_size']} (EOS {config['eos_token_id']}, "
+          f"pad {config['pad_token_id']}), context {config['max_position_embeddings']}")
     return 0

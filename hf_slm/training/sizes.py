@@ -1,10 +1,11 @@
 """Model sizes: the five Llama SLMs of the paper's Table 1, tiny CPU sizes for the demo, and parameter counts.
 
-Conventions (the paper's Llama setup, as in its released checkpoints):
+Conventions (the paper's Llama setup):
 - MLP width ``multiple_of * ceil((8 d / 3) / multiple_of)`` with ``multiple_of = 256`` (Llama's rounding);
   the demo sizes round to 32 so that their MLP stays ~8d/3 wide at d <= 128.
-- Untied input embedding and LM head (``tie_word_embeddings=False``, the transformers Llama default the
-  paper's models were trained with).
+- Untied input embedding and LM head (``tie_word_embeddings=False``, the transformers Llama default). The
+  authors' released checkpoints tie them (``tiagoCuervo/slm_scaling``); ``hf-slm convert`` keeps their tying.
+  N is the same either way.
 - N, the model size of the scaling laws, counts non-embedding parameters: every parameter except the input
   embedding and the LM head (so the attention, MLP and RMSNorm weights, final norm included). With untied
   embeddings both vocabulary matrices are excluded, as in Kaplan et al. (2020) and the paper.
