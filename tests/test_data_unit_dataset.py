@@ -192,3 +192,13 @@ def test_a_killed_build_resumes_without_losing_or_duplicating_utterances(tokeniz
     reference = build_unit_dataset(tmp_path / "audio", tokenizer, tmp_path / "ref", shard_rows=3)
     assert _unit_rows(out) == _unit_rows(reference)
     assert len(_unit_rows(out)["train"]) == 9 and load_unit_info(out).utterances == 9
+
+
+def test_resuming_into_a_folder_of_another_build_is_refused(tokenizer, audio_ds, tmp_path):
+    from hf_slm.data.build import build_unit_dataset
+
+    datasets.DatasetDict({"train": audio_ds}).save_to_disk(str(tmp_path / "audio"))
+    build_unit_dataset(tmp_path / "audio", tokenizer, tmp_path / "units", shard_rows=2)
+    build_unit_dataset(tmp_path / "audio", tokenizer, tmp_path / "units", shard_rows=2)  # same build: a no-op
+    with pytest.raises(ValueError, match="shard_rows"):
+        build_unit_dataset(tmp_path / "audio", tokenizer, tmp_path / "units", shard_rows=3)

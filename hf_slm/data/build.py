@@ -106,6 +106,11 @@ def build_unit_dataset(
     out, split_map = Path(output_dir), dict(split_map or {})
     (out / "data").mkdir(parents=True, exist_ok=True)
     (out / _SHARDS).mkdir(exist_ok=True)
+    _claim(out, {"source": str(source), "config": config, "revision": revision, "splits": chosen,
+                 "split_map": split_map, "audio_column": audio_column, "id_column": id_column,
+                 "keep_columns": list(keep_columns), "rename": dict(rename or {}), "test_fraction": test_fraction,
+                 "seed": seed, "shard_rows": shard_rows,
+                 "tokenizer": getattr(tokenizer, "to_config", lambda: repr(tokenizer))()})
     encode = dict(audio_column=audio_column, id_column=id_column, keep_columns=keep_columns, batch_size=batch_size,
                   rename=rename)
     for name in chosen:
@@ -125,6 +130,22 @@ def build_unit_dataset(
 
 
 _SHARDS = ".shards"  # per-shard markers (skipped counts) and per-split row counts of a build in progress
+
+
+def _claim(out: Path, settings: dict[str, Any]) -> None:
+    """Record the build's settings, or refuse to resume a build of other settings into the same folder."""
+    path = out / _SHARDS / "build.json"
+    settings = json.loads(json.dumps(settings, default=str))
+    if path.exists():
+        before = json.loads(path.read_text())
+        changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
+        if changed:
+            raise ValueError(f"{out} holds a build with other settings ({', '.join(changed)}); "
+                             "use another output folder or delete it")
+        return
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(settings, indent=2, sort_keys=True))
+    tmp.replace(path)
 
 
 def _shards(part, shard_rows: int, process_index: int, num_processes: int):
@@ -187,7 +208,7 @@ def _write_card(out: Path, info: UnitDatasetInfo, names: Sequence[str]) -> None:
     for split in splits:
         files = sorted((out / "data").glob(f"{split}-*.parquet"))
         info.add(datasets.Dataset(pa.concat_tables(pq.read_table(f, columns=list(_TOTALS)) for f in files)))
-    for marker in sorted((out / _SHARDS).glob("*.json")):
+    for marker in sorted((out / _SHARDS).glob("*-[0-9][0-9][0-9][0-9][0-9].json")):  # <split>-<shard>.json
         for reason, count in json.loads(marker.read_text()).items():
             info.skipped[reason] = info.skipped.get(reason, 0) + count
     tmp = out / "README.md.tmp"  # several processes may get here; each writes the same card
