@@ -1,6 +1,7 @@
 """Audio dataset -> unit dataset (contract 1): encoding, skipped audio, card totals, load_dataset round trip."""
 
 from collections import Counter
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -202,3 +203,42 @@ def test_resuming_into_a_folder_of_another_build_is_refused(tokenizer, audio_ds,
     build_unit_dataset(tmp_path / "audio", tokenizer, tmp_path / "units", shard_rows=2)  # same build: a no-op
     with pytest.raises(ValueError, match="shard_rows"):
         build_unit_dataset(tmp_path / "audio", tokenizer, tmp_path / "units", shard_rows=3)
+
+
+def test_compress_units_script_adds_tokens_that_decode_to_the_units(tmp_path, capsys):
+    import runpy
+
+    from transformers import PreTrainedTokenizerFast
+
+    from hf_slm.units import decompress
+
+    rng = np.random.default_rng(0)
+    words = [rng.integers(0, 20, size=rng.integers(3, 7)) for _ in range(15)]  # recurring unit "words"
+    def utterances(n):
+        return [np.concatenate([words[i] for i in rng.integers(0, 15, size=8)]).astype(np.uint16) for _ in range(n)]
+    def split(n, tag):
+        units = utterances(n)
+        return datasets.Dataset.from_dict(
+            {"id": [f"{tag}{i}" for i in range(n)], "units": units, "n_frames": [len(u) for u in units],
+             "seconds": [len(u) / 25 for u in units]},
+            features=datasets.Features({"id": datasets.Value("string"),
+                                        "units": datasets.List(datasets.Value("uint16")),
+                                        "n_frames": datasets.Value("int32"), "seconds": datasets.Value("float32")}))
+    info = UnitDatasetInfo("tok", None, 20, 25.0, False)
+    src = save_unit_dataset({"train": split(200, "a"), "test": split(20, "b")}, tmp_path / "units", info)
+    script = Path(__file__).resolve().parents[1] / "dataset_scripts" / "compress_units.py"
+    main = runpy.run_path(str(script))["main"]
+    assert main([str(src), "--output", str(tmp_path / "compressed"), "--vocab-size", "60"]) == 0
+    out = load_unit_dataset(tmp_path / "compressed")
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(tmp_path / "compressed" / "unigram_tokenizer")
+    assert len(tokenizer) == 60
+    for part in out.values():
+        for row in part:
+            assert decompress(tokenizer, row["tokens"]).tolist() == list(row["units"])
+    card = load_unit_info(tmp_path / "compressed")
+    n_tokens = sum(len(t) for part in out.values() for t in part["tokens"])
+    n_units = sum(len(u) for part in out.values() for u in part["units"])
+    assert card.unigram["tokens"] == n_tokens and card.unigram["ratio"] == pytest.approx(n_tokens / n_units)
+    assert card.unigram["ratio"] < 0.6  # recurring words become pieces
+    assert "tokens per unit" in capsys.readouterr().out
+    assert main([str(src), "--output", str(tmp_path / "x"), "--train-split", "dev"]) == 2

@@ -42,6 +42,7 @@ class UnitDatasetInfo:
     tokens: int = 0
     utterances: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    unigram: dict[str, Any] | None = None  # unigram-compressed datasets: tokenizer folder, vocab, tokens, ratio
 
     @property
     def dedup_ratio(self) -> float:
@@ -174,6 +175,10 @@ def render_card(split_names: list[str], info: UnitDatasetInfo, pretty_name: str)
         f"| {info.hours:.2f} | {info.utterances} | {info.frames} | {info.tokens} | {info.dedup_ratio:.3f} |\n\n"
         f"Skipped audio: {skipped}.\n\nColumns: `id`, `units` (uint16), `durations`, `n_frames`, `seconds` "
         "(contract 1 of hf_slm). Load with `datasets.load_dataset(<this folder or repo id>)`.\n"
+        + ("" if not info.unigram else
+           f"\nUnigram compression: column `tokens` holds ids of the tokenizer in `{info.unigram['tokenizer']}` "
+           f"(vocabulary {info.unigram['vocab_size']}: pieces + <eos> + <pad>); {info.unigram['tokens']} tokens, "
+           f"{info.unigram['ratio']:.3f} per unit.\n")
     )
 
 
