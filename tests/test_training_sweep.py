@@ -4,8 +4,6 @@ import math
 import re
 from pathlib import Path
 
-import datasets
-import numpy as np
 import pytest
 
 from hf_slm.data.unit_dataset import UnitDatasetInfo, save_unit_dataset
@@ -26,7 +24,10 @@ from hf_slm.training.sweep import (
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "recipes" / "configs"
-K = 12
+_spec = importlib.util.spec_from_file_location("_training_mix_helpers", Path(__file__).with_name("test_training_mix.py"))
+_mix = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_mix)
+K, _split = _mix.K, _mix._split  # tiny unit splits, shared with the training-mix tests
 
 
 def _recipe():
@@ -170,16 +171,6 @@ def test_finished_runs_are_skipped_and_conflicts_refused(tmp_path, base_yaml):
     assert calls == []  # nothing trained before the check
     with pytest.raises(ConfigError, match="demo-xs-dn1"):
         pending(runs)
-
-
-def _split(n, seed, length=20):
-    rng = np.random.default_rng(seed)
-    units = [rng.integers(0, K, size=length).astype(np.uint16) for _ in range(n)]
-    return datasets.Dataset.from_dict({
-        "id": [f"u{seed}-{i}" for i in range(n)], "units": units, "n_frames": [length] * n,
-        "seconds": [length / 25] * n,
-    }, features=datasets.Features({"id": datasets.Value("string"), "units": datasets.List(datasets.Value("uint16")),
-                                   "n_frames": datasets.Value("int32"), "seconds": datasets.Value("float32")}))
 
 
 def test_recipe_lists_runs_and_writes_slurm(tmp_path, base_yaml, capsys):

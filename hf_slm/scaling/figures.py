@@ -74,20 +74,27 @@ def plot_loss_vs_compute(curves: pd.DataFrame, path, size_col: str = "N") -> Pat
     return _save(fig, path)
 
 
+COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+
+
+def _families(runs: pd.DataFrame, family_col: str) -> list:
+    """The model families to draw one colour each (``[None]``: all runs are one family)."""
+    return sorted(runs[family_col].dropna().unique()) if family_col in runs else [None]
+
+
 def plot_metrics_vs_compute(runs: pd.DataFrame, metrics: Sequence[str], path, family_col: str = "family",
                             chance: float | None = 0.5) -> Path:
     """Figure 2: one panel per metric; per family the runs, the envelope of best metric per FLOP and its
     power law (log-log)."""
     fig, axes = _figure(max(1, len(metrics)), width=4.5, height=4.0)
-    families = sorted(runs[family_col].dropna().unique()) if family_col in runs else [None]
-    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
+    families = _families(runs, family_col)
     for ax, metric in zip(axes, metrics, strict=False):
         for i, fam in enumerate(families):
             part = runs if fam is None else runs[runs[family_col] == fam]
             part = part[np.isfinite(part[metric].astype(float))]
             if part.empty:
                 continue
-            color = colors[i % len(colors)]
+            color = COLORS[i % len(COLORS)]
             ax.scatter(part["C"], part[metric], s=12, alpha=0.35, color=color)
             env, params = _fit_envelope(part["C"], part[metric], "max")
             _draw_envelope(ax, env, params, color, str(fam or "runs"))
@@ -101,12 +108,11 @@ def plot_metrics_vs_compute(runs: pd.DataFrame, metrics: Sequence[str], path, fa
 def plot_metrics_vs_loss(runs: pd.DataFrame, metrics: Sequence[str], path, family_col: str = "family") -> Path:
     """Figure 4: each metric against test loss, with the least-squares line and Pearson r."""
     fig, axes = _figure(max(1, len(metrics)), width=4.5, height=4.0)
-    families = sorted(runs[family_col].dropna().unique()) if family_col in runs else [None]
-    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
+    families = _families(runs, family_col)
     for ax, metric in zip(axes, metrics, strict=False):
         for i, fam in enumerate(families):
             part = runs if fam is None else runs[runs[family_col] == fam]
-            color = colors[i % len(colors)]
+            color = COLORS[i % len(COLORS)]
             ax.scatter(part["loss"], part[metric], s=16, color=color, alpha=0.7)
             fit = loss_metric_fit(part["loss"], part[metric])
             if np.isfinite(fit["slope"]):
