@@ -18,7 +18,8 @@ def test_yaml_and_overrides(tmp_path):
 @pytest.mark.parametrize("override, key", [
     (["nope=1"], "nope"), (["lr=fast"], "lr"), (["batch_size=2.5"], "batch_size"),
     (["mixed_precision=fp8"], "mixed_precision"), (["size=12B"], "size"), (["lr"], "key=value"),
-    (["warmup_min=-1"], "warmup_min"), (["compile=maybe"], "compile"),
+    (["warmup_min=-1"], "warmup_min"), (["compile=maybe"], "compile"), (["compile_mode=fast"], "compile_mode"),
+    (["tracker=mlflow"], "tracker"),
 ])
 def test_bad_overrides_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key):

@@ -75,7 +75,7 @@ def test_paper_grid_sizes_budgets_and_names(tmp_path):
     by_name = {r.name: r for r in runs}
     cfg = by_name["309M-dn64"].config()  # recipes/configs/309M.yaml + the grid's keys
     assert cfg.size == "309M" and cfg.tokens_per_param == 64 and cfg.tokens is None and cfg.epochs is None
-    assert cfg.micro_batch_size == 4 and cfg.block_size == 2050 and len(cfg.datasets) == 7  # from the YAML
+    assert cfg.mixed_precision == "bf16" and cfg.block_size == 2050 and len(cfg.datasets) == 7  # from the YAML
     assert cfg.output_dir == str(tmp_path / "sweep" / "309M-dn64") and cfg.run_name == "309M-dn64"
     cfg = by_name["20M-dn20-x8ep"].config()
     assert cfg.tokens_per_param == 20 and cfg.epochs == 8 and cfg.unique_tokens is None

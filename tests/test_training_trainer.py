@@ -106,3 +106,56 @@ def test_bf16_on_gpu(tmp_path):
     train_data, test_data = _data()
     record = train(_config(tmp_path, mixed_precision="bf16", tokens=10 * 4 * T), train_data, test_data, progress=False)
     assert record.finished and math.isfinite(record.loss)
+
+
+def test_micro_batch_is_the_whole_batch_without_cuda(tmp_path):
+    train_data, test_data = _data()
+    record = train(_config(tmp_path, micro_batch_size=None, tokens=2 * 4 * T), train_data, test_data, progress=False)
+    assert record.stats["micro_batch"] == 4 and record.stats["grad_accum"] == 1
+
+
+def test_a_missing_tracker_package_is_named(tmp_path, monkeypatch):
+    import accelerate.tracking
+
+    monkeypatch.setattr(accelerate.tracking, "get_available_trackers", lambda: ["tensorboard"])
+    train_data, test_data = _data()
+    with pytest.raises(ConfigError, match="tracker='trackio'.*pip install trackio"):
+        train(_config(tmp_path, tracker="trackio"), train_data, test_data, progress=False)
+
+
+def test_tensorboard_tracker_logs_the_curves(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train_data, test_data = _data()
+    train(_config(tmp_path, tracker="tensorboard", tokens=4 * 4 * T, log_every=1), train_data, test_data,
+          progress=False)
+    events = list((tmp_path / "run").rglob("events.out.tfevents.*"))
+    assert events, "no TensorBoard event file under the output folder"
+    acc = EventAccumulator(str(events[0].parent))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"train/loss", "train/tokens_per_s", "test/loss"} <= tags
+    assert [e.step for e in acc.Scalars("train/loss")] == [1, 2, 3, 4]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_measured_micro_batch_fits_and_predicts_the_peak(tmp_path):
+    from hf_slm.training.memory import measure_memory
+    from hf_slm.training.trainer import build_model, make_optimizer
+
+    cfg = _config(tmp_path, size="demo-m", block_size=256)
+    model = build_model(cfg).cuda()
+    predicted = measure_memory(model, 256, K, torch.autocast("cuda", dtype=torch.bfloat16))
+    optimizer = make_optimizer(model, cfg, torch.device("cuda"))
+    ids = torch.arange(8 * 256, device="cuda").view(8, 256) % K
+    torch.cuda.reset_peak_memory_stats()
+    for _ in range(2):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    assert torch.cuda.max_memory_allocated() <= 1.1 * predicted.peak(8)
+    record = train(_config(tmp_path, "auto", micro_batch_size=None, mixed_precision="bf16"), *_data(), progress=False)
+    assert record.stats["micro_batch"] == 4  # a tiny model: the whole batch fits

@@ -16,7 +16,8 @@ from hf_slm.data.packing import BLOCK_SIZE
 from hf_slm.training.sizes import ModelSize, get_size
 
 MIXED_PRECISION = ("no", "bf16")
-TRACKERS = (None, "tensorboard", "wandb", "all")
+COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+TRACKERS = (None, "tensorboard", "trackio", "wandb", "all")
 
 
 class ConfigError(ValueError):
@@ -53,14 +54,15 @@ class TrainConfig:
     The budget is ``tokens`` (D) or ``tokens_per_param`` (D/N); repetition is ``unique_tokens`` (U) or
     ``epochs`` (D/U); U defaults to D (one epoch) capped at what the data hold. ``batch_size`` is the global
     batch in sequences (default: the size's Table 1 batch); each process runs ``micro_batch_size`` sequences
-    per forward pass and gradient accumulation makes up the rest (computed, never set by hand).
+    per forward pass and gradient accumulation makes up the rest (computed, never set by hand). Leave
+    ``micro_batch_size`` empty to have the largest micro-batch that fits measured on the GPU.
     """
 
     size: str = "demo-s"
     n_units: int = 500
     block_size: int = BLOCK_SIZE
     batch_size: int | None = None
-    micro_batch_size: int | None = None
+    micro_batch_size: int | None = None  # None: the largest that fits, measured on CUDA; the whole batch on CPU
     tokens: int | None = None
     tokens_per_param: float | None = None
     unique_tokens: int | None = None
@@ -82,6 +84,7 @@ class TrainConfig:
     seed: int = 0
     mixed_precision: str = "no"
     compile: bool = False
+    compile_mode: str | None = None  # torch.compile mode when compile is on; None = torch's default
     attn_implementation: str = "sdpa"
     output_dir: str = "runs/train"
     tracker: str | None = "tensorboard"
@@ -117,6 +120,8 @@ class TrainConfig:
             raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ConfigError(f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ConfigError(f"compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}")
         if self.tracker not in TRACKERS:
             raise ConfigError(f"tracker must be one of {TRACKERS}, got {self.tracker!r}")
         if self.tokens is not None and self.tokens_per_param is not None:
@@ -138,9 +143,13 @@ class TrainConfig:
         """Sequences per optimizer step, across all processes."""
         return self.batch_size or self.model_size.batch_size
 
-    def grad_accum_steps(self, num_processes: int = 1) -> int:
-        """Micro-batches per process per step so that the global batch is exactly ``batch_size``."""
-        micro = self.micro_batch_size or math.ceil(self.global_batch_size / num_processes)
+    def grad_accum_steps(self, num_processes: int = 1, micro_batch: int | None = None) -> int:
+        """Micro-batches per process per step so that the global batch is exactly ``batch_size``.
+
+        ``micro_batch`` (sequences per process per pass) defaults to ``micro_batch_size``, else the whole
+        per-process batch (the trainer measures what fits on a GPU: ``hf_slm.training.memory``).
+        """
+        micro = micro_batch or self.micro_batch_size or math.ceil(self.global_batch_size / num_processes)
         steps, rest = divmod(self.global_batch_size, micro * num_processes)
         if rest or steps == 0:
             raise ConfigError(
@@ -149,8 +158,8 @@ class TrainConfig:
             )
         return steps
 
-    def per_process_micro_batch(self, num_processes: int = 1) -> int:
-        return self.global_batch_size // (self.grad_accum_steps(num_processes) * num_processes)
+    def per_process_micro_batch(self, num_processes: int = 1, micro_batch: int | None = None) -> int:
+        return self.global_batch_size // (self.grad_accum_steps(num_processes, micro_batch) * num_processes)
 
     def warmup_steps(self, n_steps: int) -> int:
         """The paper's warm-up, max(100, 0.01 n_iters), with ``warmup_min`` in place of 100."""
@@ -208,7 +217,7 @@ class TrainConfig:
 
 
 RESULT_NEUTRAL = ("output_dir", "tracker", "log_every", "checkpoint_every", "keep_checkpoints", "stop_after",
-                  "micro_batch_size", "compile", "run_name")
+                  "micro_batch_size", "compile", "compile_mode", "run_name")
 EXCLUSIVE = {"tokens": "tokens_per_param", "tokens_per_param": "tokens", "unique_tokens": "epochs",
              "epochs": "unique_tokens"}
 

@@ -30,6 +30,7 @@ from transformers import LlamaForCausalLM
 from hf_slm.data.budget import Budget, block_order, make_budget
 from hf_slm.data.packing import PackedBlocks, labels_for
 from hf_slm.training.config import RESULT_NEUTRAL, ConfigError, TrainConfig
+from hf_slm.training.memory import largest_fitting, measure_memory, usable_memory
 from hf_slm.training.record import RECORD_FILE, RunRecord, code_version, flops_6nd, flops_with_attention
 from hf_slm.training.schedule import lr_at
 from hf_slm.training.sizes import count_parameters, llama_config
@@ -69,12 +70,38 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
     from accelerate.state import PartialState
 
     n_proc = PartialState().num_processes
+    check_tracker(config.tracker)
     return Accelerator(
         gradient_accumulation_steps=config.grad_accum_steps(n_proc),
         mixed_precision=config.mixed_precision,
         log_with=config.tracker,
         project_dir=config.output_dir,
     )
+
+
+def check_tracker(name: str | None) -> None:
+    """Accelerate drops a tracker whose package is missing without a word; say so instead."""
+    from accelerate.tracking import get_available_trackers
+
+    if name not in (None, "all") and name not in {str(t) for t in get_available_trackers()}:
+        raise ConfigError(f"tracker={name!r} but its package is not installed: pip install {name} "
+                          "(or set tracker=tensorboard, or tracker=null for none)")
+
+
+def choose_micro_batch(model: torch.nn.Module, config: TrainConfig, accelerator: Accelerator) -> int:
+    """Sequences per forward pass on each process: ``micro_batch_size`` when set, else the largest divisor of
+    the per-process batch that fits in GPU memory (measured; the smallest choice over processes wins), else,
+    without CUDA, the whole per-process batch."""
+    P = accelerator.num_processes
+    if config.micro_batch_size or accelerator.device.type != "cuda":
+        return config.per_process_micro_batch(P)
+    per_process = config.per_process_micro_batch(P)
+    measured = measure_memory(model, config.block_size, config.n_units, accelerator.autocast())
+    micro = largest_fitting(per_process, measured, usable_memory(accelerator.device))
+    micro = int(accelerator.gather(torch.tensor([micro], device=accelerator.device)).min())
+    accelerator.print(f"micro_batch_size: {micro} of {per_process} sequences per process fit (predicted peak "
+                      f"{measured.peak(micro) / 2**30:.1f} GiB); gradient accumulation {per_process // micro}")
+    return micro
 
 
 def plan_data(config: TrainConfig, train_data: PackedBlocks, n_params: int) -> DataPlan:
@@ -129,7 +156,7 @@ def evaluate(model, data: PackedBlocks, micro_batch: int, accelerator: Accelerat
     sums = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
     for start in range(0, len(mine), micro_batch):
         batch = to_batch(data, mine[start : start + micro_batch], accelerator.device)
-        logits = model(input_ids=batch["input_ids"]).logits[:, :-1]
+        logits = model(input_ids=batch["input_ids"], use_cache=False).logits[:, :-1]
         targets = batch["labels"][:, 1:]
         loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100, reduction="sum")
         sums += torch.stack([loss.double(), (targets != -100).sum().double()])
@@ -239,13 +266,13 @@ def train(
     if len(test_data) == 0:
         raise ConfigError("the test set is empty: the held-out loss needs at least one block")
     accelerator = accelerator or make_accelerator(config)
-    accelerator.gradient_accumulation_steps = grad_accum = config.grad_accum_steps(accelerator.num_processes)
-    micro = config.per_process_micro_batch(accelerator.num_processes)
     B, P, rank = config.global_batch_size, accelerator.num_processes, accelerator.process_index
 
     set_seed(config.seed)
-    model = build_model(config)
+    model = build_model(config).to(accelerator.device)
     raw_model = model
+    micro = choose_micro_batch(model, config, accelerator)
+    accelerator.gradient_accumulation_steps = grad_accum = config.grad_accum_steps(P, micro)
     N, N_total = count_parameters(model)
     plan = plan_data(config, train_data, N)
     size = config.model_size
@@ -257,7 +284,7 @@ def train(
 
     optimizer = make_optimizer(model, config, accelerator.device)
     if config.compile:
-        model = torch.compile(model)
+        model = torch.compile(model, mode=config.compile_mode)
     model, optimizer = accelerator.prepare(model, optimizer)
 
     state = TrainState()
@@ -287,7 +314,7 @@ def train(
             # accumulate(): gradients sync and optimizer.step() / zero_grad() act on the last micro-batch only;
             # backward() divides the loss by grad_accum, so the update is the mean over the global batch.
             with accelerator.accumulate(model):
-                loss = model(**batch).loss
+                loss = model(**batch, use_cache=False).loss  # no KV cache to build in training
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and config.grad_clip:
                     accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
