@@ -65,6 +65,30 @@ def test_encoding_skips_and_counts_bad_audio_and_keeps_source_columns(tokenizer,
         assert sum(row["durations"]) == row["n_frames"] == tokenizer.encoder.n_frames(round(row["seconds"] * SR))
 
 
+def test_decoding_ahead_in_threads_changes_nothing(tokenizer, audio_ds):
+    results = {}
+    for workers in (0, 3):
+        skipped = Counter()
+        ds = encode_audio_dataset(audio_ds, tokenizer, batch_size=2, skipped=skipped, decode_workers=workers)
+        results[workers] = (ds.to_dict(), skipped)
+    assert results[0] == results[3] and results[3][1] == {"corrupt": 1, "empty": 1}
+
+
+def test_decode_ahead_keeps_order_and_returns_errors():
+    import random
+    import time
+
+    from hf_slm.data.unit_dataset import decode_ahead
+
+    def decode(position, item):
+        time.sleep(random.uniform(0, 0.003))  # threads finish out of order
+        return ValueError(item) if item % 7 == 0 else item * 10 + position
+
+    out = list(decode_ahead(enumerate(range(50), start=100), decode, workers=4, window=8))
+    assert [item for item, _ in out] == list(range(50))
+    assert all(isinstance(r, ValueError) if i % 7 == 0 else r == i * 10 + 100 + i for i, r in out)
+
+
 def test_saved_dataset_loads_with_load_dataset_and_card_totals(tokenizer, audio_ds, tmp_path):
     ds = encode_audio_dataset(audio_ds, tokenizer)
     info = UnitDatasetInfo("tok", None, tokenizer.n_units, tokenizer.frame_rate, tokenizer.dedup)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,7 @@ def encode_audio_dataset(
     rename: Mapping[str, str] | None = None,
     id_prefix: str = "",
     first_position: int = 0,
+    decode_workers: int = 2,
 ) -> datasets.Dataset:
     """Turn rows with audio into a unit dataset with ``tokenizer`` (a ``hf_slm.units.SpeechTokenizer``).
 
@@ -78,6 +80,8 @@ def encode_audio_dataset(
     under ``rename``'d names where given; the contract's optional columns (``speaker``, ``text``, ``source``)
     are stored as strings, others keep their type. Without an ``id_column`` an utterance's id is
     ``f"{id_prefix}{position}"``, its position in ``audio_ds`` counted from ``first_position``.
+    ``decode_workers`` threads decode (and resample) audio ahead of the encoder, so that on a GPU the CPU work
+    overlaps the forward passes; 0 decodes in line.
     """
     skipped = Counter() if skipped is None else skipped
     rename = dict(rename or {})
@@ -102,12 +106,17 @@ def encode_audio_dataset(
                     extras.setdefault(c, []).append(str(row[c]) if c in as_string else row[c])
         batch.clear()
 
-    for position, row in enumerate(tqdm(audio_ds, desc=desc, unit="utt"), start=first_position):
+    def decode(position: int, row: Mapping[str, Any]) -> tuple[str, np.ndarray | AudioError]:
         uid = f"{id_prefix}{position}" if id_column is None else str(row[id_column])
         try:
-            wave = load_audio(row[audio_column], sample_rate=tokenizer.sample_rate, name=uid)
+            return uid, load_audio(row[audio_column], sample_rate=tokenizer.sample_rate, name=uid)
         except AudioError as err:
-            skipped[_reason(err)] += 1
+            return uid, err
+
+    rows = enumerate(tqdm(audio_ds, desc=desc, unit="utt"), start=first_position)
+    for row, (uid, wave) in decode_ahead(rows, decode, decode_workers, window=2 * batch_size):
+        if isinstance(wave, AudioError):
+            skipped[_reason(wave)] += 1
             continue
         batch.append((uid, row, wave))
         if len(batch) >= batch_size:
@@ -123,6 +132,27 @@ def encode_audio_dataset(
     if not tokenizer.dedup:
         columns.pop("durations")
     return datasets.Dataset.from_dict({**columns, **extras}, features=features)
+
+
+def decode_ahead(
+    items: Iterable[tuple[int, Any]], decode: Callable[[int, Any], Any], workers: int, window: int
+) -> Iterator[tuple[Any, Any]]:
+    """``(item, decode(position, item))`` in input order, with up to ``window`` items decoded ahead on
+    ``workers`` threads (audio decoding and resampling release the GIL); ``workers=0`` decodes in line."""
+    if workers <= 0:
+        for position, item in items:
+            yield item, decode(position, item)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        pending: deque = deque()
+        for position, item in items:
+            pending.append((item, pool.submit(decode, position, item)))
+            if len(pending) >= window:
+                item, future = pending.popleft()
+                yield item, future.result()
+        while pending:
+            item, future = pending.popleft()
+            yield item, future.result()
 
 
 def _reason(err: AudioError) -> str:

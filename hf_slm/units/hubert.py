@@ -33,18 +33,25 @@ def _first(out: Any) -> torch.Tensor:
 
 
 def masked_group_norm(h: torch.Tensor, lengths: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
-    """``norm(h)`` for h [B, C, T] with statistics over each item's first ``lengths[b]`` steps only."""
+    """``norm(h)`` for h [B, C, T] with statistics over each item's first ``lengths[b]`` steps only.
+
+    This tensor is the largest of the encoder (512 channels at 3.2 kHz), so the statistics come from two
+    float32 reductions over the zero-masked input (sum and sum of squares) and the result from one affine
+    pass; steps past ``lengths[b]`` hold values that the following "valid" convolutions never read.
+    """
     b, c, t = h.shape
-    g = norm.num_groups
-    x = h.float().reshape(b, g, c // g, t)
-    mask = (torch.arange(t, device=h.device)[None, :] < lengths[:, None]).to(x.dtype)[:, None, None, :]
-    count = (mask.sum(dim=(2, 3), keepdim=True) * (c // g)).clamp(min=1)
-    mean = (x * mask).sum(dim=(2, 3), keepdim=True) / count
-    var = (((x - mean) * mask) ** 2).sum(dim=(2, 3), keepdim=True) / count
-    x = ((x - mean) / torch.sqrt(var + norm.eps)).reshape(b, c, t)
+    per_group = c // norm.num_groups
+    valid = torch.arange(t, device=h.device)[None, :] < lengths[:, None]
+    x = h.masked_fill(~valid[:, None, :], 0).reshape(b, norm.num_groups, -1)
+    count = (lengths.to(torch.float32) * per_group).clamp(min=1)[:, None]
+    mean = x.sum(dim=-1, dtype=torch.float32) / count
+    mean_sq = torch.linalg.vector_norm(x, dim=-1, dtype=torch.float32) ** 2 / count
+    rstd = torch.rsqrt((mean_sq - mean * mean).clamp(min=0) + norm.eps)
+    scale = rstd.repeat_interleave(per_group, dim=1)
+    shift = (-mean * rstd).repeat_interleave(per_group, dim=1)
     if norm.affine:
-        x = x * norm.weight.float()[None, :, None] + norm.bias.float()[None, :, None]
-    return x.to(h.dtype)
+        scale, shift = scale * norm.weight.float(), shift * norm.weight.float() + norm.bias.float()
+    return torch.addcmul(shift[:, :, None], h, scale[:, :, None]).to(h.dtype)
 
 
 class HubertEncoder:
@@ -153,17 +160,21 @@ class HubertEncoder:
         """Features [T, dim] (float32) of one mono wave at ``sample_rate``."""
         return self.encode_batch([wave])[0]
 
-    def encode_batch(self, waves: list[np.ndarray], batch_seconds: float = 160.0) -> list[np.ndarray]:
+    def encode_batch(
+        self, waves: list[np.ndarray], batch_seconds: float = 160.0, as_tensors: bool = False
+    ) -> list[np.ndarray] | list[torch.Tensor]:
         """Features of several waves, batched by length with at most ``batch_seconds`` of padded audio per
-        forward pass. Each item equals its :meth:`encode` (up to float rounding)."""
-        out = [np.empty((0, self.dim), np.float32) for _ in waves]
+        forward pass. Each item equals its :meth:`encode` (up to float rounding). ``as_tensors`` leaves them
+        on the encoder's device as float32 tensors (the tokenizer assigns units there: no round trip)."""
+        empty = torch.empty((0, self.dim), device=self.device) if as_tensors else np.empty((0, self.dim), np.float32)
+        out = [empty for _ in waves]
         todo = sorted((i for i, w in enumerate(waves) if self.n_frames(len(w)) > 0), key=lambda i: -len(waves[i]))
         budget = batch_seconds * self.sample_rate
         while todo:
             longest = len(waves[todo[0]])
             size = max(1, min(len(todo), int(budget // longest)))
             batch, todo = todo[:size], todo[size:]
-            for i, feats in zip(batch, self._encode_padded([waves[i] for i in batch]), strict=True):
+            for i, feats in zip(batch, self._encode_padded([waves[i] for i in batch], as_tensors), strict=True):
                 out[i] = feats
         return out
 
@@ -173,7 +184,9 @@ class HubertEncoder:
         return contextlib.nullcontext()
 
     @torch.inference_mode()
-    def _encode_padded(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+    def _encode_padded(
+        self, waves: list[np.ndarray], as_tensors: bool = False
+    ) -> list[np.ndarray] | list[torch.Tensor]:
         lengths = [len(w) for w in waves]
         x = torch.zeros(len(waves), max(lengths), dtype=torch.float32)
         for row, w in zip(x, waves, strict=True):
@@ -184,7 +197,7 @@ class HubertEncoder:
         x = x.to(self.device, dtype=self.dtype or torch.float32)
         with self._autocast():
             hidden = self.forward(x, torch.tensor(lengths, device=self.device))
-        hidden = hidden.float().cpu().numpy()
+        hidden = hidden.float() if as_tensors else hidden.float().cpu().numpy()
         return [hidden[b, : self.n_frames(n)] for b, n in enumerate(lengths)]
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

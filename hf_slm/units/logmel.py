@@ -151,15 +151,17 @@ class LogMelEncoder:
         return self.encode_batch([wave])[0]
 
     @torch.no_grad()
-    def encode_batch(self, waves: list[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
-        """Features of several waves; each item equals its :meth:`encode`."""
+    def encode_batch(
+        self, waves: list[np.ndarray], batch_size: int = 32, as_tensors: bool = False
+    ) -> list[np.ndarray] | list[torch.Tensor]:
+        """Features of several waves; each item equals its :meth:`encode` (``as_tensors``: as CPU tensors)."""
         order = sorted(range(len(waves)), key=lambda i: -len(waves[i]))
         out: list[np.ndarray] = [np.empty((0, self.dim), np.float32)] * len(waves)
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             for i, feats in zip(idx, self._encode_padded([waves[i] for i in idx]), strict=True):
                 out[i] = feats
-        return out
+        return [torch.from_numpy(f) for f in out] if as_tensors else out
 
     def _encode_padded(self, waves: list[np.ndarray]) -> list[np.ndarray]:
         cfg = self.cfg

@@ -131,11 +131,15 @@ class SpeechTokenizer(
         """Units of one utterance's features [T, dim]."""
         return self._sequence(assign(features, self._centroids_t))
 
-    def units_of_batch(self, features: list[np.ndarray]) -> list[UnitSequence]:
-        """Units of several utterances' features, assigned in one pass."""
+    def units_of_batch(self, features: list[np.ndarray] | list[torch.Tensor]) -> list[UnitSequence]:
+        """Units of several utterances' features (arrays, or tensors on any device), assigned in one pass."""
         if not features:
             return []
-        frames = assign(np.concatenate(features), self._centroids_t)
+        if isinstance(features[0], torch.Tensor):
+            frames = assign(torch.cat([f.to(self._centroids_t.device) for f in features]), self._centroids_t)
+            frames = frames.cpu().numpy()
+        else:
+            frames = assign(np.concatenate(features), self._centroids_t)
         splits = np.cumsum([len(f) for f in features])[:-1]
         return [self._sequence(f) for f in np.split(frames, splits)]
 
@@ -153,7 +157,7 @@ class SpeechTokenizer(
 
     def encode_batch(self, waves: list[Any], sample_rate: int | None = None) -> list[UnitSequence]:
         """Units of several waves, encoded as one padded batch by the encoder."""
-        feats = self.encoder.encode_batch([self._wave(w, sample_rate) for w in waves])
+        feats = self.encoder.encode_batch([self._wave(w, sample_rate) for w in waves], as_tensors=True)
         return self.units_of_batch(feats)
 
     # ---- fitting --------------------------------------------------------------------------------------
