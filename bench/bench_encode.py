@@ -1,9 +1,12 @@
 """Throughput of the speech tokenizer, in seconds of audio per second.
 
-Default: the whole pipeline (WAV decode -> log-mel -> k-means assignment -> dedup) on CPU, synthetic audio.
-``--hubert``: on CUDA, end-to-end encoding of batches of 20 s clips with a 25 Hz HuBERT-base (randomly
-initialised unless ``--model-id`` names weights) against the raw ``HubertModel`` forward on the same
-batches in the same run.
+End to end is what ``build_units.py`` runs: ``encode_audio_dataset`` over rows of WAV bytes (decoding ahead
+on ``--decode-workers`` threads, encoding, k-means assignment on the encoder's device, dedup, the unit
+``Dataset``). A second, sequential pass times each stage apart, to show where the time goes.
+
+Default: the log-mel encoder on CPU, synthetic audio. ``--hubert``: on CUDA, batches of 20 s clips with a
+25 Hz HuBERT-base (randomly initialised unless ``--model-id`` names weights) against the raw ``HubertModel``
+forward (all layers, bf16 autocast) on the same batches in the same run.
 
     python bench/bench_encode.py [--clips 64 --seconds 10]
     python bench/bench_encode.py --hubert [--clips 64 --batch 16 --model-id slprl/mhubert-base-25hz]
@@ -17,6 +20,7 @@ import time
 import numpy as np
 import torch
 
+from hf_slm.data.unit_dataset import encode_audio_dataset
 from hf_slm.units.audio import encode_wav_bytes, load_audio
 from hf_slm.units.hubert import HubertEncoder
 from hf_slm.units.logmel import LogMelEncoder
@@ -53,7 +57,7 @@ def pipeline(
         t0 = time.perf_counter()
         waves = [load_audio(c, encoder.sample_rate) for c in clips[start : start + batch]]
         t1 = time.perf_counter()
-        feats = encoder.encode_batch(waves, **encode_kwargs)
+        feats = encoder.encode_batch(waves, as_tensors=True, **encode_kwargs)
         sync(device)
         t2 = time.perf_counter()
         tokenizer.units_of_batch(feats)
@@ -64,6 +68,17 @@ def pipeline(
         stages["kmeans+dedup"] += t3 - t2
         audio += sum(len(w) for w in waves) / encoder.sample_rate
     return audio, stages
+
+
+def end_to_end(tokenizer: SpeechTokenizer, clips: list[bytes], batch: int, workers: int) -> tuple[float, float]:
+    """(audio seconds, wall seconds) of ``encode_audio_dataset`` over ``clips``, ``batch`` rows at a time."""
+    rows = [{"id": str(i), "audio": {"bytes": c, "path": None}} for i, c in enumerate(clips)]
+    device = getattr(tokenizer.encoder, "device", torch.device("cpu"))
+    sync(device)
+    start = time.perf_counter()
+    units = encode_audio_dataset(rows, tokenizer, batch_size=batch, decode_workers=workers, desc="end to end")
+    sync(device)
+    return float(sum(units["seconds"])), time.perf_counter() - start
 
 
 def report(name: str, audio: float, stages: dict[str, float]) -> None:
@@ -78,10 +93,12 @@ def bench_logmel(args: argparse.Namespace) -> None:
     clips = synthetic_clips(args.clips, args.seconds)
     tokenizer = SpeechTokenizer(encoder, np.random.default_rng(0).standard_normal((args.units, encoder.dim)))
     pipeline(tokenizer, clips[: args.batch], args.batch, batch_size=args.batch)  # warm-up
-    audio, stages = pipeline(tokenizer, clips, args.batch, batch_size=args.batch)
+    audio, wall = end_to_end(tokenizer, clips, args.batch, args.decode_workers)
+    _, stages = pipeline(tokenizer, clips, args.batch, batch_size=args.batch)
     print(f"log-mel pipeline on CPU ({torch.get_num_threads()} threads), K={args.units}, "
-          f"{args.clips} clips of ~{args.seconds} s, batch {args.batch}")
-    report("end-to-end", audio, stages)
+          f"{args.clips} clips of ~{args.seconds} s, batch {args.batch}, {args.decode_workers} decode threads")
+    print(f"end to end: {audio:.0f} s of audio in {wall:.2f} s = {audio / wall:.1f} audio-s/s")
+    report("stages, one after another", audio, stages)
 
 
 def hubert_model(model_id: str | None):
@@ -119,22 +136,25 @@ def bench_hubert(args: argparse.Namespace) -> None:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    encoder = HubertEncoder(hubert_model(args.model_id), layer=args.layer, device=device)
+    # batch_seconds never splits a batch: the encoder runs the same batches as the raw forward
+    encoder = HubertEncoder(hubert_model(args.model_id), layer=args.layer, device=device,
+                            batch_seconds=args.batch * args.seconds * 1.2)
     clips = synthetic_clips(args.clips, args.seconds)
     waves = [load_audio(c) for c in clips]
     tokenizer = SpeechTokenizer(encoder, np.random.default_rng(0).standard_normal((args.units, encoder.dim)))
-    one_batch = {"batch_seconds": args.batch * args.seconds * 1.2}  # never split: same batches as raw forward
-    pipeline(tokenizer, clips[: args.batch], args.batch, **one_batch)  # warm-up (cudnn, allocator)
+    end_to_end(tokenizer, clips[: 2 * args.batch], args.batch, args.decode_workers)  # warm-up (cudnn, allocator)
     raw_forward(encoder.model, waves[: args.batch], args.batch, device)
-    audio, stages = pipeline(tokenizer, clips, args.batch, **one_batch)
+    audio, wall = end_to_end(tokenizer, clips, args.batch, args.decode_workers)
     raw = raw_forward(encoder.model, waves, args.batch, device)
+    _, stages = pipeline(tokenizer, clips, args.batch)
     name = args.model_id or "random 25 Hz HuBERT-base"
     print(f"HuBERT ({name}, layer {args.layer}) on {device}"
           f"{' ' + torch.cuda.get_device_name(device) if device.type == 'cuda' else ''}, K={args.units}, "
-          f"{args.clips} clips of ~{args.seconds} s, batch {args.batch}")
-    report("end-to-end (decode+encode+kmeans+dedup)", audio, stages)
+          f"{args.clips} clips of ~{args.seconds} s, batch {args.batch}, {args.decode_workers} decode threads")
+    print(f"end to end (decode+encode+kmeans+dedup+Dataset): {audio / wall:.1f} audio-s/s")
     print(f"raw HubertModel forward (all {encoder.model.config.num_hidden_layers} layers, bf16 autocast on CUDA): "
-          f"{audio / raw:.1f} audio-s/s")
+          f"{audio / raw:.1f} audio-s/s; end to end / raw = {raw / wall:.0%}")
+    report("stages, one after another", audio, stages)
 
 
 def main() -> None:
@@ -148,6 +168,7 @@ def main() -> None:
     parser.add_argument("--model-id", default=None, help="HuBERT weights (default: random init, no download)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--decode-workers", type=int, default=2, help="threads decoding audio ahead (0: in line)")
     args = parser.parse_args()
     if args.hubert:
         args.clips = args.clips or 128

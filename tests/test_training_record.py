@@ -48,3 +48,24 @@ def test_missing_field(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps(data))
     with pytest.raises(RecordError, match="missing field 'U'"):
         RunRecord.load(tmp_path)
+
+
+def test_model_card_metadata_carries_the_benchmarks_as_model_index(tmp_path):
+    from huggingface_hub import ModelCard
+
+    from hf_slm.training.hub import render_model_card
+
+    metrics = {"sblimp": {"accuracy": 0.61234, "n": 100, "ci_low": 0.5, "ci_high": 0.7, "rule": "sum"},
+               "topic_storycloze": {"accuracy": 0.7, "n": 400, "ci_low": 0.65, "ci_high": 0.74, "rule": "mean"}}
+    record = _record(metrics=metrics, datasets=["me/units-ls", str(tmp_path)], config={"size": "85M", "lr": 5e-4})
+    card = ModelCard(render_model_card(record, "me/slm-85m"))
+    results = {r.dataset_type: r for r in card.data.eval_results}
+    assert results["sblimp"].metric_value == 0.6123 and results["topic_storycloze"].metric_value == 0.7
+    assert "n=400" in results["topic_storycloze"].metric_name and results["sblimp"].metric_type == "accuracy"
+    assert card.data.model_name == "r" and card.data.library_name == "transformers"
+    assert card.data.datasets == ["me/units-ls"]  # a Hub id; the local folder stays out of the metadata
+    assert "- sblimp: 0.612 (95% CI 0.500-0.700, n=100)" in card.text and "me/slm-85m" in card.text
+
+    bare = ModelCard(render_model_card(_record(metrics={}, datasets=[str(tmp_path)]), "me/x"))
+    assert bare.data.eval_results is None and bare.data.datasets is None
+    assert "Not evaluated yet." in bare.text

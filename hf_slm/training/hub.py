@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from string import Template
 
-import yaml
+from huggingface_hub import EvalResult, ModelCardData
 
 from hf_slm.training.record import RECORD_FILE, RunRecord
 from hf_slm.training.sizes import get_size
@@ -35,11 +35,25 @@ def render_model_card(record: RunRecord, repo_id: str, template: str | Path | No
         "n_units": cfg.get("n_units"), "repo_id": repo_id, "weight_decay": cfg.get("weight_decay"),
         "lr": cfg.get("lr"), "min_lr": cfg.get("min_lr"), "batch_size": cfg.get("batch_size") or size.batch_size,
         "mixed_precision": cfg.get("mixed_precision"), "datasets_text": ", ".join(ids) or "n/a",
-        "datasets_yaml": yaml.safe_dump(hub_ids).strip() if hub_ids else "[]",
-        "metrics": metrics, "code_version": record.code_version,
+        "card_data": card_data(record, hub_ids).to_yaml(), "metrics": metrics, "code_version": record.code_version,
     }
-    text = Template(path.read_text()).safe_substitute(values)
-    return text.replace("datasets:\n[]\n", "")
+    return Template(path.read_text()).safe_substitute(values)
+
+
+def card_data(record: RunRecord, datasets: list[str]) -> ModelCardData:
+    """The card's YAML metadata; benchmark accuracies become its ``model-index`` (the Hub's results widget)."""
+    results = [
+        EvalResult(task_type="text-generation", task_name="Spoken language modeling", dataset_type=name,
+                   dataset_name=name, metric_type="accuracy", metric_value=round(m["accuracy"], 4),
+                   metric_name=f"accuracy ({m['rule']} log-likelihood, n={m['n']}, "
+                               f"95% CI {m['ci_low']:.3f}-{m['ci_high']:.3f})")
+        for name, m in record.metrics.items()
+    ]
+    return ModelCardData(
+        library_name="transformers", pipeline_tag="text-generation", license="apache-2.0",
+        tags=["speech", "speech-language-model", "spoken-language-modeling", "hf-slm"],
+        datasets=datasets or None, model_name=record.run, eval_results=results or None,
+    )
 
 
 def push_to_hub(run_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:

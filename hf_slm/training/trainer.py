@@ -10,6 +10,7 @@ stopped. Each process takes its contiguous share of the step's blocks, in micro-
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -97,6 +98,9 @@ def choose_micro_batch(model: torch.nn.Module, config: TrainConfig, accelerator:
         return config.per_process_micro_batch(P)
     per_process = config.per_process_micro_batch(P)
     measured = measure_memory(model, config.block_size, config.n_units, accelerator.autocast())
+    if accelerator.distributed_type == DistributedType.MULTI_GPU:  # DDP's gradient buckets: one more copy
+        grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+        measured = dataclasses.replace(measured, fixed=measured.fixed + grads)
     micro = largest_fitting(per_process, measured, usable_memory(accelerator.device))
     micro = int(accelerator.gather(torch.tensor([micro], device=accelerator.device)).min())
     accelerator.print(f"micro_batch_size: {micro} of {per_process} sequences per process fit (predicted peak "

@@ -69,6 +69,8 @@ class HubertEncoder:
         normalize: zero-mean/unit-variance normalise each waveform (False for mHuBERT-25Hz and HuBERT-base).
         model_id: record this id (and ``revision``) for a model passed as an object, so a saved tokenizer
             refers to it instead of storing the weights.
+        batch_seconds: most padded audio (seconds) per forward pass in :meth:`encode_batch`; raise it on a
+            large GPU.
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class HubertEncoder:
         sample_rate: int = 16000,
         normalize: bool = False,
         model_id: str | None = None,
+        batch_seconds: float = 160.0,
     ):
         if isinstance(model, (str, os.PathLike)):
             model_id = str(model)
@@ -98,6 +101,7 @@ class HubertEncoder:
         self.revision = revision
         self.normalize = normalize
         self._sample_rate = sample_rate
+        self.batch_seconds = batch_seconds
         self._conv = list(zip(model.config.conv_kernel, model.config.conv_stride, strict=True))
 
     @property
@@ -161,15 +165,15 @@ class HubertEncoder:
         return self.encode_batch([wave])[0]
 
     def encode_batch(
-        self, waves: list[np.ndarray], batch_seconds: float = 160.0, as_tensors: bool = False
+        self, waves: list[np.ndarray], batch_seconds: float | None = None, as_tensors: bool = False
     ) -> list[np.ndarray] | list[torch.Tensor]:
-        """Features of several waves, batched by length with at most ``batch_seconds`` of padded audio per
-        forward pass. Each item equals its :meth:`encode` (up to float rounding). ``as_tensors`` leaves them
+        """Features of several waves, batched by length with at most ``batch_seconds`` (default: the
+        encoder's) of padded audio per forward pass. Each item equals its :meth:`encode` (up to float rounding). ``as_tensors`` leaves them
         on the encoder's device as float32 tensors (the tokenizer assigns units there: no round trip)."""
         empty = torch.empty((0, self.dim), device=self.device) if as_tensors else np.empty((0, self.dim), np.float32)
         out = [empty for _ in waves]
         todo = sorted((i for i, w in enumerate(waves) if self.n_frames(len(w)) > 0), key=lambda i: -len(waves[i]))
-        budget = batch_seconds * self.sample_rate
+        budget = (batch_seconds or self.batch_seconds) * self.sample_rate
         while todo:
             longest = len(waves[todo[0]])
             size = max(1, min(len(todo), int(budget // longest)))

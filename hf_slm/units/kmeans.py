@@ -2,10 +2,13 @@
 
 Fitting uses scikit-learn's ``MiniBatchKMeans`` on CPU, with the settings of the recipe that produced the
 published HuBERT k-means files (fairseq ``examples/hubert/simple_kmeans``: k-means++ init, mini-batches of
-10k frames, no reassignment). It runs once per tokenizer on at most a few million frames, where minutes on
-CPU are fine and a well-tested, seeded implementation matters more than speed; a GPU version would be a
-second implementation to keep correct for no gain in the pipeline's hot path. Assignment is that hot path
-(every frame of every corpus), so it is a batched torch matmul that runs wherever the features are.
+10k frames, no reassignment). It runs once per tokenizer on a sample of frames (``SpeechTokenizer.fit``:
+500k by default), where minutes on CPU are fine and a well-tested, seeded implementation matters more than
+speed: ``bench/bench_kmeans.py`` fits K=500 on 200k HuBERT-sized (768-d) frames in 95-120 s on two CPU
+cores, within 6 % of the inertia of the true cluster means, against the hours it takes to encode a corpus.
+A torch or faiss fitter on GPU would be a second implementation to keep correct for no gain in the hot
+path. Assignment is that hot path (every frame of every corpus), so it is a batched torch matmul that runs
+where the features are (on the GPU next to HuBERT, with no copy of the features to the host).
 """
 
 from __future__ import annotations
