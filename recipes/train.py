@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from accelerate import PartialState
+
 from hf_slm.training.cli import add_train_arguments
 from hf_slm.training.config import TrainConfig
 from hf_slm.training.run import run_training
@@ -20,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = TrainConfig.from_yaml(args.config, args.overrides)
     record = run_training(config, push_to_hub=args.push_to_hub, progress=not args.no_progress)
-    print(f"{record.run}: N={record.N:,} D={record.D:,} loss={record.loss} finished={record.finished}")
+    if PartialState().is_main_process:
+        print(f"{record.run}: N={record.N:,} D={record.D:,} loss={record.loss} finished={record.finished}")
     return 0
 
 

@@ -1,14 +1,21 @@
 import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import datasets
 import numpy as np
 import pytest
 
 from hf_slm.data.unit_dataset import UnitDatasetInfo, save_unit_dataset
-from hf_slm.training import RunRecord, TrainConfig
+from hf_slm.training import ConfigError, RunRecord, TrainConfig
 from hf_slm.training.cli import register
 from hf_slm.training.hub import render_model_card
 from hf_slm.training.mix import load_training_data, unit_sequences, weighted
+from hf_slm.training.run import run_training
+from hf_slm.training.trainer import make_accelerator
 
 K = 12
 
@@ -70,3 +77,37 @@ def test_train_command_end_to_end(unit_dirs, tmp_path, capsys):
     assert record.tokenizer == {"id": "tok", "revision": "r1"} and record.datasets[1]["test"] is False
     card = render_model_card(record, "me/tiny")
     assert "# tiny" in card and "me/tiny" in card and "$" not in card.replace("$fields", "")
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_two_processes_train_the_same_run_as_one(unit_dirs, tmp_path):
+    a, _ = unit_dirs
+    config = tmp_path / "c.yaml"
+    TrainConfig(size="demo-xs", n_units=12, block_size=16, batch_size=4, tokens=6 * 4 * 16, warmup_min=1, lr=3e-3,
+                eval_every=3, grad_clip=None, tracker=None, datasets=[str(a)]).to_yaml(config)
+    two = tmp_path / "two"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(ROOT / "recipes" / "train.py"), "--config", str(config), f"output_dir={two}", "--no-progress"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("finished=True") == 1  # only the main process reports
+    parallel = json.loads((two / "run.json").read_text())
+    single = run_training(TrainConfig.from_yaml(config, [f"output_dir={tmp_path / 'one'}"]), progress=False)
+
+    assert parallel["stats"]["processes"] == 2 and parallel["stats"]["micro_batch"] == 2
+    assert [p["step"] for p in parallel["curve"]] == [p["step"] for p in single.curve] == [3, 6]
+    assert [p["loss"] for p in parallel["curve"]] == pytest.approx([p["loss"] for p in single.curve], abs=1e-5)
+    assert parallel["D"] == single.D
+
+
+def test_a_launch_accelerate_does_not_see_is_refused(tmp_path, monkeypatch):
+    config = TrainConfig(size="demo-xs", tracker=None, output_dir=str(tmp_path))
+    make_accelerator(config)  # the process state is set up once, as one process
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="launched as 2 processes but Accelerate set up 1"):
+        make_accelerator(config)

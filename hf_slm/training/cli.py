@@ -75,13 +75,16 @@ def sizes_command(args: argparse.Namespace) -> int:
 
 
 def train_command(args: argparse.Namespace) -> int:
+    from accelerate import PartialState
+
     from hf_slm.training.config import TrainConfig
     from hf_slm.training.run import run_training
 
     config = TrainConfig.from_yaml(args.config, args.overrides)
     record = run_training(config, push_to_hub=args.push_to_hub, progress=not args.no_progress)
     status = "finished" if record.finished else f"stopped at step {record.stats.get('steps')}"
-    print(f"{record.run}: {status}, N={record.N:,} D={record.D:,} loss={record.loss} -> {config.output_dir}")
+    if PartialState().is_main_process:
+        print(f"{record.run}: {status}, N={record.N:,} D={record.D:,} loss={record.loss} -> {config.output_dir}")
     return 0
 
 

@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -67,17 +68,27 @@ class TrainState:
 
 # -- setup ---------------------------------------------------------------------------------------------------
 def make_accelerator(config: TrainConfig) -> Accelerator:
-    """An ``Accelerator`` with the config's mixed precision, tracker and gradient accumulation."""
-    from accelerate.state import PartialState
+    """An ``Accelerator`` with the config's mixed precision and tracker (accumulation is set by ``train``).
 
-    n_proc = PartialState().num_processes
+    Without a GPU it is a CPU accelerator, so that ``torchrun --nproc_per_node N`` gives N gloo processes.
+    """
     check_tracker(config.tracker)
-    return Accelerator(
-        gradient_accumulation_steps=config.grad_accum_steps(n_proc),
+    accelerator = Accelerator(
         mixed_precision=config.mixed_precision,
         log_with=config.tracker,
         project_dir=config.output_dir,
+        cpu=not _has_accelerator_device(),
     )
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != accelerator.num_processes:
+        raise ConfigError(f"launched as {launched} processes but Accelerate set up {accelerator.num_processes}; "
+                          "check the launcher's settings (accelerate config / accelerate launch --help)")
+    return accelerator
+
+
+def _has_accelerator_device() -> bool:
+    probe = getattr(torch, "accelerator", None)  # torch >= 2.6: CUDA, XPU, MPS, ...
+    return probe.is_available() if probe is not None else torch.cuda.is_available()
 
 
 def check_tracker(name: str | None) -> None:
