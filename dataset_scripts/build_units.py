@@ -17,10 +17,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from accelerate import PartialState
-
 from hf_slm.data.build import build_unit_dataset, push_unit_dataset
 from hf_slm.data.corpora import CORPORA, corpus_build_kwargs, get_corpus
+from hf_slm.data.processes import process_state
 from hf_slm.units import SpeechTokenizer
 
 
@@ -59,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.corpus and get_corpus(args.corpus).notes:
         print(f"build_units: note on {args.corpus}: {get_corpus(args.corpus).notes}", file=sys.stderr)
 
-    state = PartialState()  # under `accelerate launch`, each process encodes its own shards on its own device
+    state = process_state()  # under `accelerate launch` / torchrun, each process encodes its own shards
     tokenizer = SpeechTokenizer.from_pretrained(args.tokenizer, revision=args.tokenizer_revision,
                                                 device=str(state.device) if state.device.type == "cuda" else None)
     source = kwargs.pop("source")

@@ -185,6 +185,31 @@ def test_sharded_build_is_the_same_for_any_number_of_processes(tokenizer, audio_
     assert _unit_rows(streamed) == rows  # another shard size, read as an IterableDataset
 
 
+def test_build_units_script_under_torchrun_gives_the_one_process_result(tokenizer, audio_ds, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from hf_slm.data.build import build_unit_dataset
+
+    big = datasets.concatenate_datasets([audio_ds] * 2).map(lambda row, i: {"id": f"u{i}"}, with_indices=True)
+    big.save_to_disk(str(tmp_path / "audio"))
+    tokenizer.save_pretrained(tmp_path / "tok")
+    script = Path(__file__).resolve().parents[1] / "dataset_scripts" / "build_units.py"
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+         str(tmp_path / "audio"), "--tokenizer", str(tmp_path / "tok"), "--output", str(tmp_path / "two"),
+         "--shard-rows", "3", "--test-fraction", "0.3"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("wrote ") == 1
+    one = build_unit_dataset(tmp_path / "audio", tokenizer, tmp_path / "one", shard_rows=3, test_fraction=0.3)
+    assert _unit_rows(tmp_path / "two") == _unit_rows(one)
+    assert load_unit_info(tmp_path / "two").skipped == {"corrupt": 2, "empty": 2}
+
+
 KILLER = """
 import os, signal, sys
 from hf_slm.data import build

@@ -9,8 +9,9 @@ import datasets
 import numpy as np
 import pytest
 
+from hf_slm.data.processes import LaunchError
 from hf_slm.data.unit_dataset import UnitDatasetInfo, save_unit_dataset
-from hf_slm.training import ConfigError, RunRecord, TrainConfig
+from hf_slm.training import RunRecord, TrainConfig
 from hf_slm.training.cli import register
 from hf_slm.training.hub import render_model_card
 from hf_slm.training.mix import load_training_data, unit_sequences, weighted
@@ -109,5 +110,5 @@ def test_a_launch_accelerate_does_not_see_is_refused(tmp_path, monkeypatch):
     config = TrainConfig(size="demo-xs", tracker=None, output_dir=str(tmp_path))
     make_accelerator(config)  # the process state is set up once, as one process
     monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(ConfigError, match="launched as 2 processes but Accelerate set up 1"):
+    with pytest.raises(LaunchError, match="launched as 2 processes but Accelerate set up 1"):
         make_accelerator(config)

@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from transformers import LlamaForCausalLM
 
 from hf_slm.data.budget import Budget, block_order, make_budget
 from hf_slm.data.packing import PackedBlocks, labels_for
+from hf_slm.data.processes import check_launch, has_accelerator_device
 from hf_slm.training.config import RESULT_NEUTRAL, ConfigError, TrainConfig
 from hf_slm.training.memory import largest_fitting, measure_memory, usable_memory
 from hf_slm.training.record import RECORD_FILE, RunRecord, code_version, flops_6nd, flops_with_attention
@@ -77,18 +77,10 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
         mixed_precision=config.mixed_precision,
         log_with=config.tracker,
         project_dir=config.output_dir,
-        cpu=not _has_accelerator_device(),
+        cpu=not has_accelerator_device(),
     )
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if launched != accelerator.num_processes:
-        raise ConfigError(f"launched as {launched} processes but Accelerate set up {accelerator.num_processes}; "
-                          "check the launcher's settings (accelerate config / accelerate launch --help)")
+    check_launch(accelerator.num_processes)
     return accelerator
-
-
-def _has_accelerator_device() -> bool:
-    probe = getattr(torch, "accelerator", None)  # torch >= 2.6: CUDA, XPU, MPS, ...
-    return probe.is_available() if probe is not None else torch.cuda.is_available()
 
 
 def check_tracker(name: str | None) -> None:
