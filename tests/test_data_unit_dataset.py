@@ -144,6 +144,46 @@ def test_build_units_script_from_a_saved_audio_dataset(tokenizer, audio_ds, tmp_
     assert "no audio column 'wav'" in capsys.readouterr().err
 
 
+def _fit_tokenizer_script():
+    import runpy
+    from pathlib import Path
+
+    return runpy.run_path(str(Path(__file__).resolve().parents[1] / "dataset_scripts" / "fit_tokenizer.py"))["main"]
+
+
+def test_fit_tokenizer_script_logmel_and_hubert(audio_ds, tmp_path, capsys):
+    import torch
+    from transformers import HubertConfig, HubertModel
+
+    datasets.DatasetDict({"train": audio_ds}).save_to_disk(str(tmp_path / "audio"))
+    main = _fit_tokenizer_script()
+    for name in ("a", "b"):
+        assert main([str(tmp_path / "audio"), "--output", str(tmp_path / name), "--encoder", "logmel",
+                     "--frame-rate", "50", "--n-mels", "16", "--n-units", "6", "--seed", "3"]) == 0
+    assert "skipped 2 unusable" in capsys.readouterr().out  # the corrupt and the empty file
+    a, b = SpeechTokenizer.from_pretrained(tmp_path / "a"), SpeechTokenizer.from_pretrained(tmp_path / "b")
+    assert a.n_units == 6 and a.frame_rate == 50 and a.encoder.dim == 16
+    np.testing.assert_array_equal(a.centroids, b.centroids)  # seeded: the same tokenizer twice
+    units = a.encode(_chirp(1.0, 300)).units
+    assert len(units) > 1 and units.max() < 6
+
+    torch.manual_seed(0)
+    config = HubertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                          conv_dim=(16,) * 8, conv_stride=(5, 2, 2, 2, 2, 2, 2, 2),
+                          conv_kernel=(10, 3, 3, 3, 3, 2, 2, 2), num_conv_pos_embeddings=16,
+                          num_conv_pos_embedding_groups=4)
+    HubertModel(config).save_pretrained(tmp_path / "hubert")
+    assert main([str(tmp_path / "audio"), "--output", str(tmp_path / "h"), "--model-id", str(tmp_path / "hubert"),
+                 "--layer", "1", "--n-units", "5", "--device", "cpu"]) == 0
+    hubert = SpeechTokenizer.from_pretrained(tmp_path / "h")
+    assert hubert.n_units == 5 and hubert.frame_rate == 25 and hubert.encoder.layer == 1
+    assert len(hubert.encode(_chirp(1.0, 300)).units) > 1
+
+    assert main([str(tmp_path / "audio"), "--output", str(tmp_path / "x"), "--encoder", "logmel",
+                 "--n-units", "10000"]) == 2
+    assert "n_clusters=10000" in capsys.readouterr().err
+
+
 def test_build_merges_source_splits_renames_columns_and_numbers_rows_without_ids(tokenizer, audio_ds, tmp_path):
     from hf_slm.data.build import build_unit_dataset
 
