@@ -159,3 +159,15 @@ def test_measured_micro_batch_fits_and_predicts_the_peak(tmp_path):
     assert torch.cuda.max_memory_allocated() <= 1.1 * predicted.peak(8)
     record = train(_config(tmp_path, "auto", micro_batch_size=None, mixed_precision="bf16"), *_data(), progress=False)
     assert record.stats["micro_batch"] == 4  # a tiny model: the whole batch fits
+
+
+def test_runs_with_different_mixed_precision_share_a_process(tmp_path):
+    """Accelerate keeps one mixed precision per process; sweeps and tests run several in one."""
+    train_data, test_data = _data()
+    losses = []
+    for i, precision in enumerate(("no", "bf16", "no")):
+        record = train(_config(tmp_path, f"r{i}", mixed_precision=precision, tokens=2 * 4 * T), train_data, test_data,
+                       progress=False)
+        losses.append([p["loss"] for p in record.curve])
+    assert losses[0] == losses[2]  # fp32 again after bf16: the same numbers
+    assert losses[1] != losses[0] and losses[1] == pytest.approx(losses[0], rel=0.05)  # bf16 autocast did run

@@ -73,6 +73,7 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
     Without a GPU it is a CPU accelerator, so that ``torchrun --nproc_per_node N`` gives N gloo processes.
     """
     check_tracker(config.tracker)
+    _allow_precision(config.mixed_precision)
     accelerator = Accelerator(
         mixed_precision=config.mixed_precision,
         log_with=config.tracker,
@@ -81,6 +82,16 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
     )
     check_launch(accelerator.num_processes)
     return accelerator
+
+
+def _allow_precision(mixed_precision: str) -> None:
+    """Accelerate keeps one mixed precision per process; a later run with another one (a sweep, tests) gets a
+    fresh ``AcceleratorState``. The process group (``PartialState``) stays as it is."""
+    from accelerate.state import AcceleratorState
+
+    shared = AcceleratorState._shared_state
+    if shared and shared.get("_mixed_precision") not in (None, mixed_precision):
+        AcceleratorState._reset_state()
 
 
 def check_tracker(name: str | None) -> None:
