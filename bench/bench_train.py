@@ -36,7 +36,7 @@ def fitting_micro_batch(size: str, ctx: int, device: torch.device, n_units: int 
         return 8
     config = TrainConfig(size=size, n_units=n_units, block_size=ctx, tracker=None)
     model = build_model(config).to(device)
-    memory = measure_memory(model, ctx, n_units, torch.autocast("cuda", dtype=torch.bfloat16))
+    memory = measure_memory(model, ctx, n_units, lambda: torch.autocast("cuda", dtype=torch.bfloat16))
     del model
     torch.cuda.empty_cache()
     return largest_fitting(MAX_MICRO_BATCH, memory, usable_memory(device))

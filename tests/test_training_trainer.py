@@ -146,7 +146,7 @@ def test_measured_micro_batch_fits_and_predicts_the_peak(tmp_path):
 
     cfg = _config(tmp_path, size="demo-m", block_size=256)
     model = build_model(cfg).cuda()
-    predicted = measure_memory(model, 256, K, torch.autocast("cuda", dtype=torch.bfloat16))
+    predicted = measure_memory(model, 256, K, lambda: torch.autocast("cuda", dtype=torch.bfloat16))
     optimizer = make_optimizer(model, cfg, torch.device("cuda"))
     ids = torch.arange(8 * 256, device="cuda").view(8, 256) % K
     torch.cuda.reset_peak_memory_stats()

@@ -14,6 +14,7 @@ DeepSpeed) need less than the unsharded model measured here, so the choice errs 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -53,22 +54,24 @@ def largest_fitting(per_process: int, memory: MemoryModel, budget: float) -> int
 
 
 def measure_memory(
-    model: torch.nn.Module, block_size: int, n_tokens: int, autocast: AbstractContextManager | None = None
+    model: torch.nn.Module,
+    block_size: int,
+    n_tokens: int,
+    autocast: Callable[[], AbstractContextManager] | None = None,
 ) -> MemoryModel:
     """Peak CUDA memory of forward + backward at 1 and 2 sequences of ``block_size``, plus AdamW's state.
 
-    ``model`` must already sit on its CUDA device; its gradients are cleared afterwards.
+    ``model`` must already sit on its CUDA device; its gradients are cleared afterwards. ``autocast`` makes a
+    fresh mixed-precision context per pass (``accelerator.autocast``, or ``lambda: torch.autocast(...)``).
     """
     device = next(model.parameters()).device
-    if device.type != "cuda":
-        raise ValueError(f"measuring memory needs the model on a CUDA device, it is on {device}")
     peaks = []
     for m in (1, 2):
         ids = (torch.arange(m * block_size, device=device) % n_tokens).view(m, block_size)
         model.zero_grad(set_to_none=True)
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-        with autocast or nullcontext():
+        with autocast() if autocast else nullcontext():
             loss = model(input_ids=ids, labels=ids, use_cache=False).loss
         loss.backward()
         torch.cuda.synchronize(device)

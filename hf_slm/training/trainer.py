@@ -111,7 +111,7 @@ def choose_micro_batch(model: torch.nn.Module, config: TrainConfig, accelerator:
     if config.micro_batch_size or accelerator.device.type != "cuda":
         return config.per_process_micro_batch(P)
     per_process = config.per_process_micro_batch(P)
-    measured = measure_memory(model, config.block_size, config.n_units, accelerator.autocast())
+    measured = measure_memory(model, config.block_size, config.n_units, accelerator.autocast)
     if accelerator.distributed_type == DistributedType.MULTI_GPU:  # DDP's gradient buckets: one more copy
         grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
         measured = dataclasses.replace(measured, fixed=measured.fixed + grads)
