@@ -168,8 +168,9 @@ class HubertEncoder:
         self, waves: list[np.ndarray], batch_seconds: float | None = None, as_tensors: bool = False
     ) -> list[np.ndarray] | list[torch.Tensor]:
         """Features of several waves, batched by length with at most ``batch_seconds`` (default: the
-        encoder's) of padded audio per forward pass. Each item equals its :meth:`encode` (up to float rounding). ``as_tensors`` leaves them
-        on the encoder's device as float32 tensors (the tokenizer assigns units there: no round trip)."""
+        encoder's) of padded audio per forward pass. Each item equals its :meth:`encode` (up to float
+        rounding). ``as_tensors`` leaves them on the encoder's device as float32 tensors (the tokenizer assigns
+        units there: no round trip through the host)."""
         empty = torch.empty((0, self.dim), device=self.device) if as_tensors else np.empty((0, self.dim), np.float32)
         out = [empty for _ in waves]
         todo = sorted((i for i, w in enumerate(waves) if self.n_frames(len(w)) > 0), key=lambda i: -len(waves[i]))
