@@ -241,7 +241,8 @@ def test_build_units_script_under_torchrun_gives_the_one_process_result(tokenize
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
          str(tmp_path / "audio"), "--tokenizer", str(tmp_path / "tok"), "--output", str(tmp_path / "two"),
          "--shard-rows", "3", "--test-fraction", "0.3"],
-        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"},  # gloo over loopback
+        capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("wrote ") == 1

@@ -89,7 +89,7 @@ def test_two_processes_train_the_same_run_as_one(unit_dirs, tmp_path):
     TrainConfig(size="demo-xs", n_units=12, block_size=16, batch_size=4, tokens=6 * 4 * 16, warmup_min=1, lr=3e-3,
                 eval_every=3, grad_clip=None, tracker=None, datasets=[str(a)]).to_yaml(config)
     two = tmp_path / "two"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          str(ROOT / "recipes" / "train.py"), "--config", str(config), f"output_dir={two}", "--no-progress"],
