@@ -31,8 +31,9 @@ def process_state() -> PartialState:
 
 
 def check_launch(num_processes: int) -> None:
-    """Raise :class:`LaunchError` if the launcher's ``WORLD_SIZE`` differs from ``num_processes``."""
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    """Raise :class:`LaunchError` if the launcher's ``WORLD_SIZE`` (torchrun, ``accelerate launch``) differs
+    from ``num_processes``; launchers that do not set it (mpirun, a plain ``python``) are not checked."""
+    launched = int(os.environ.get("WORLD_SIZE", num_processes))
     if launched != num_processes:
         raise LaunchError(f"launched as {launched} processes but Accelerate set up {num_processes}; check the "
                           "launcher's settings (accelerate config / accelerate launch --help)")
