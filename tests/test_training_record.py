@@ -67,5 +67,5 @@ def test_model_card_metadata_carries_the_benchmarks_as_model_index(tmp_path):
     assert "- sblimp: 0.612 (95% CI 0.500-0.700, n=100)" in card.text and "me/slm-85m" in card.text
 
     bare = ModelCard(render_model_card(_record(metrics={}, datasets=[str(tmp_path)]), "me/x"))
-    assert bare.data.eval_results is None and bare.data.datasets is None
+    assert bare.data.eval_results is None and bare.data.datasets is None and bare.data.model_name is None
     assert "Not evaluated yet." in bare.text

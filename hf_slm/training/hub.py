@@ -52,7 +52,7 @@ def card_data(record: RunRecord, datasets: list[str]) -> ModelCardData:
     return ModelCardData(
         library_name="transformers", pipeline_tag="text-generation", license="apache-2.0",
         tags=["speech", "speech-language-model", "spoken-language-modeling", "hf-slm"],
-        datasets=datasets or None, model_name=record.run, eval_results=results or None,
+        datasets=datasets or None, model_name=record.run if results else None, eval_results=results or None,
     )
 
 
