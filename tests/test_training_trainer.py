@@ -171,3 +171,49 @@ def test_runs_with_different_mixed_precision_share_a_process(tmp_path):
         losses.append([p["loss"] for p in record.curve])
     assert losses[0] == losses[2]  # fp32 again after bf16: the same numbers
     assert losses[1] != losses[0] and losses[1] == pytest.approx(losses[0], rel=0.05)  # bf16 autocast did run
+
+
+KILLER = """
+import os, signal, sys
+import numpy as np
+from hf_slm.data import eos_id, pack_blocks, pad_id
+from hf_slm.training import TrainConfig, trainer
+K, T = {K}, {T}
+seqs = [list(range(K)) * 2 for _ in range(36)]
+train_data = pack_blocks(seqs[:32], T, eos_id(K), pad_id(K))
+test_data = pack_blocks(seqs[32:], T, eos_id(K), pad_id(K))
+real, calls = trainer.to_batch, []
+def to_batch_then_die(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == int(sys.argv[2]):
+        os.kill(os.getpid(), signal.SIGKILL)  # a hard crash in the middle of a step, between checkpoints
+    return real(*args, **kwargs)
+trainer.to_batch = to_batch_then_die
+trainer.train(TrainConfig.from_yaml(sys.argv[1]), train_data, test_data, progress=False)
+"""
+
+
+def test_a_run_killed_mid_step_resumes_to_the_uninterrupted_curve(tmp_path):
+    import subprocess
+    import sys
+
+    train_data, test_data = _data()
+    straight = train(_config(tmp_path, "straight", checkpoint_every=3), train_data, test_data, progress=False)
+    cfg = _config(tmp_path, "killed", checkpoint_every=3)
+    cfg.to_yaml(tmp_path / "killed.yaml")
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER.replace("{K}", str(K)).replace("{T}", str(T)))
+    # 2 micro-batches a step, 3 test batches an evaluation (every 2 steps): call 17 is the first of step 6, so
+    # the run dies inside step 6 and, resumed from the step-3 checkpoint, redoes steps 4 to 6
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "killed.yaml"), "17"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == -9, done.stderr[-2000:]
+    assert latest_checkpoint(cfg.output_dir).name == "step-00000003"
+    assert not (tmp_path / "killed" / "run.json").exists()
+
+    resumed = train(cfg, train_data, test_data, progress=False)
+    assert [p["step"] for p in resumed.curve] == [p["step"] for p in straight.curve] == [2, 4, 6, 8]
+    np.testing.assert_allclose([p["loss"] for p in resumed.curve], [p["loss"] for p in straight.curve], atol=1e-6)
+    a = LlamaForCausalLM.from_pretrained(tmp_path / "straight" / "model").state_dict()
+    b = LlamaForCausalLM.from_pretrained(tmp_path / "killed" / "model").state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
