@@ -44,6 +44,15 @@ def test_loss_decreases_and_record_is_complete(tmp_path):
     assert latest_checkpoint(cfg.output_dir) is None  # checkpoints are removed once the model is saved
 
 
+def _assert_same_run(straight, resumed, tmp_path, name):
+    """The resumed run ``name`` has the uninterrupted run's curve and final weights (within 1e-6)."""
+    assert [p["step"] for p in resumed.curve] == [p["step"] for p in straight.curve] == [2, 4, 6, 8]
+    np.testing.assert_allclose([p["loss"] for p in resumed.curve], [p["loss"] for p in straight.curve], atol=1e-6)
+    a = LlamaForCausalLM.from_pretrained(tmp_path / "straight" / "model").state_dict()
+    b = LlamaForCausalLM.from_pretrained(tmp_path / name / "model").state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
 def test_resume_equals_uninterrupted(tmp_path):
     train_data, test_data = _data()
     straight = train(_config(tmp_path, "straight", checkpoint_every=3), train_data, test_data, progress=False)
@@ -55,11 +64,7 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert latest_checkpoint(cfg.output_dir).name == "step-00000004"
     resumed = train(cfg, train_data, test_data, progress=False)
 
-    assert [p["step"] for p in resumed.curve] == [p["step"] for p in straight.curve] == [2, 4, 6, 8]
-    np.testing.assert_allclose([p["loss"] for p in resumed.curve], [p["loss"] for p in straight.curve], atol=1e-6)
-    a = LlamaForCausalLM.from_pretrained(tmp_path / "straight" / "model").state_dict()
-    b = LlamaForCausalLM.from_pretrained(tmp_path / "resumed" / "model").state_dict()
-    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    _assert_same_run(straight, resumed, tmp_path, "resumed")
 
 
 def test_gradient_accumulation_keeps_the_global_batch(tmp_path):
@@ -212,8 +217,4 @@ def test_a_run_killed_mid_step_resumes_to_the_uninterrupted_curve(tmp_path):
     assert not (tmp_path / "killed" / "run.json").exists()
 
     resumed = train(cfg, train_data, test_data, progress=False)
-    assert [p["step"] for p in resumed.curve] == [p["step"] for p in straight.curve] == [2, 4, 6, 8]
-    np.testing.assert_allclose([p["loss"] for p in resumed.curve], [p["loss"] for p in straight.curve], atol=1e-6)
-    a = LlamaForCausalLM.from_pretrained(tmp_path / "straight" / "model").state_dict()
-    b = LlamaForCausalLM.from_pretrained(tmp_path / "killed" / "model").state_dict()
-    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    _assert_same_run(straight, resumed, tmp_path, "killed")
