@@ -13,6 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full ``hf-slm`` parser with every stage's subcommands."""
     from hf_slm import demo
     from hf_slm.scaling import cli as scaling_cli
+    from hf_slm.study import cli as study_cli
     from hf_slm.training import cli as training_cli
     from hf_slm.units import cli as units_cli
 
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hf-slm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     demo.register(sub)
+    study_cli.register(sub)
     units_cli.register(sub)
     training_cli.register(sub)
     scaling_cli.register(sub)

@@ -14,7 +14,7 @@ write the script again to resubmit what is left).
 examples:
   python recipes/sweep.py --list
   python recipes/sweep.py --list --json --sizes 20M,85M --ratios 2,4 --epochs ''
-  python recipes/sweep.py --run --config recipes/configs/demo.yaml --sizes demo-s,demo-m --ratios 0.5,1 \\
+  python recipes/sweep.py --run --config recipes/configs/demo_train.yaml --sizes demo-s,demo-m --ratios 0.5,1 \\
       --epochs '' --root runs/demo-sweep
   python recipes/sweep.py --slurm runs/sweep/sweep.sh --sbatch partition=gpu --sbatch gpus-per-node=8 \\
       --sbatch time=48:00:00 --accelerate-args '--multi_gpu --num_processes 8' micro_batch_size=4

@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from hf_slm.scaling.allocation import compute_optimal
+from hf_slm.scaling.allocation import compute_optimal, optimal_loss
 from hf_slm.scaling.downstream import PowerLaw, envelope, loss_metric_fit, power_law
 from hf_slm.scaling.laws import chinchilla_loss
 
@@ -53,9 +53,11 @@ def _draw_envelope(ax, env: pd.DataFrame, params: Mapping | None, color: str, la
                 label=f"{label}: {params['k']:.3g} C^{params['gamma']:.3f}")
 
 
-def plot_loss_vs_compute(curves: pd.DataFrame, path, size_col: str = "N") -> Path:
+def plot_loss_vs_compute(curves: pd.DataFrame, path, size_col: str = "N", law: Mapping[str, float] | None = None,
+                         title: str = "Loss vs compute (envelope + power law)") -> Path:
     """Figure 1: test loss against compute, one learning curve per run coloured by size (log-log), with the
-    envelope of minimal loss per FLOP (black) and its power-law fit."""
+    envelope of minimal loss per FLOP (black) and its power-law fit; with eq.4 constants ``law``, also the
+    loss of the compute-optimal model (eq.4 on the eq.6 frontier, red)."""
     fig, (ax,) = _figure(width=6.5, height=4.5)
     sizes = sorted(curves[size_col].dropna().unique())
     norm = LogNorm(vmin=min(sizes), vmax=max(sizes) * 1.0001) if sizes else None
@@ -64,12 +66,16 @@ def plot_loss_vs_compute(curves: pd.DataFrame, path, size_col: str = "N") -> Pat
         ax.plot(run["C"], run["loss"], color=cmap(norm(run[size_col].iloc[0])), lw=1.0, alpha=0.8)
     env, params = _fit_envelope(curves["C"], curves["loss"], "min")
     _draw_envelope(ax, env, params, "black", "envelope")
+    if law is not None and law.get("alpha", 0) > 0 and law.get("beta", 0) > 0 and len(curves):
+        grid = np.geomspace(curves["C"].min(), curves["C"].max() * 3, 100)
+        ax.plot(grid, optimal_loss(grid, law), color="crimson", lw=1.2,
+                label=f"eq.4 at the eq.6 optimum (E={law['E']:.3g}, alpha={law['alpha']:.2f}, beta={law['beta']:.2f})")
     if norm is not None:
         from matplotlib.cm import ScalarMappable
 
         fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=f"{size_col} (parameters)")
     ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel="test loss (nats/token)",
-           title="Loss vs compute (envelope + power law)")
+           title=title)
     ax.legend(loc="upper right", fontsize=8)
     return _save(fig, path)
 
@@ -163,4 +169,37 @@ def plot_power_fit(C, Q, params: Mapping[str, float], path, mode: str = "min", y
     _draw_envelope(ax, env, params, "black", "fit")
     ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel=ylabel)
     ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_family_comparison(curves: pd.DataFrame, runs: pd.DataFrame, metrics: Sequence[str], path,
+                           families: Sequence[str], family_col: str = "family",
+                           title: str = "Families compared") -> Path:
+    """Figure 5 (and any family comparison): a loss panel (each family's envelope of minimal loss per FLOP
+    and its power law) and one panel per metric (envelopes of best metric per FLOP), families in colour."""
+    fig, axes = _figure(1 + len(metrics), width=4.3, height=3.8)
+    for i, fam in enumerate(families):
+        color = COLORS[i % len(COLORS)]
+        part = curves[curves[family_col] == fam]
+        if not part.empty:
+            axes[0].scatter(part["C"], part["loss"], s=6, alpha=0.25, color=color)
+            env, params = _fit_envelope(part["C"], part["loss"], "min")
+            _draw_envelope(axes[0], env, params, color, fam)
+        runs_f = runs[runs[family_col] == fam]
+        for ax, metric in zip(axes[1:], metrics, strict=False):
+            sub = runs_f[np.isfinite(runs_f[metric].astype(float))] if metric in runs_f else runs_f.iloc[:0]
+            if sub.empty:
+                continue
+            ax.scatter(sub["C"], sub[metric], s=12, alpha=0.35, color=color)
+            env, params = _fit_envelope(sub["C"], sub[metric], "max")
+            _draw_envelope(ax, env, params, color, fam)
+    axes[0].set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel="test loss (nats/token)",
+                title="loss envelope")
+    for ax, metric in zip(axes[1:], metrics, strict=False):
+        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel=f"{metric} accuracy", title=metric)
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.suptitle(title)
     return _save(fig, path)

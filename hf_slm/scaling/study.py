@@ -1,231 +1,407 @@
-"""The scaling stage of a study: fits, figures and a Markdown report from a set of runs.
+"""The analysis of a study from its run records: every fit, the efficiency ratios and the sanity checks.
 
-:func:`analyze_runs` fits eq.4 on the final points of single-epoch runs (with bootstrap intervals and an
-identifiability check, so a handful of small runs gives a warning instead of a crash), eq.7/8 when
-multi-epoch runs exist, the power law of the loss envelope, one power law per metric (and family), the
-loss-metric correlations, and writes the paper's figures plus ``report.md``.
+:func:`analyze` returns numbers only (``scaling.report`` draws and writes them):
+
+- per family (``text``, ``speech``, ``speech-unigram``; the run table's ``family`` column, ``speech`` when
+  absent): eq.4 on the single-epoch final points (bootstrap over runs), eq.7/8 with those constants held
+  fixed when multi-epoch runs exist, the power law of the loss envelope, and per metric the power law of the
+  envelope of best metric per FLOP (Table 3's gamma) and its correlation with the test loss (Fig. 4);
+- Table 3's relative efficiency ``gamma_text / gamma_speech`` per metric, with a bootstrap interval;
+- checks of what a study should show: eq.4 identifiable, loss monotone in N and D, repetition worth less
+  than fresh data, the largest runs above chance, metrics falling with the loss.
+
+Each fit is in ``hf-slm fit --json``'s format (constants as ``{value, ci_low, ci_high, se, level}``,
+``allocation``, ``objective``, ``bootstrap`` with the samples), plus ``family``, ``runs`` and ``rel_rmse``.
+A fit that cannot be made is recorded with the reason in ``warnings``, never skipped silently.
+:func:`analyze_runs` is the older entry point: analysis plus the report files in one call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hf_slm.scaling.allocation import allocation_exponents
-from hf_slm.scaling.bootstrap import bootstrap_law
-from hf_slm.scaling.downstream import PowerLaw, compare_forms, envelope, loss_metric_fit, relative_efficiency
-from hf_slm.scaling.figures import (
-    plot_isoloss,
-    plot_loss_vs_compute,
-    plot_metrics_vs_compute,
-    plot_metrics_vs_loss,
-)
-from hf_slm.scaling.laws import ChinchillaLaw, DataConstrainedLaw
+from hf_slm.scaling.allocation import allocation_constant, allocation_exponents
+from hf_slm.scaling.bootstrap import BootstrapResult, bootstrap_law
+from hf_slm.scaling.downstream import PowerLaw, envelope, loss_metric_fit
+from hf_slm.scaling.laws import CHINCHILLA_PARAMS, ChinchillaLaw, DataConstrainedLaw
 from hf_slm.scaling.runs import finite, load_run_table, metric_columns, single_epoch
 
 CHANCE = 0.5
+DEFAULT_FAMILY = "speech"
 
 
-def _load(source) -> tuple[pd.DataFrame, pd.DataFrame]:
-    runs = load_run_table(source)
-    try:
-        curves = load_run_table(source, curves=True)
-    except (ValueError, KeyError):
+@dataclass
+class AnalysisOptions:
+    """How the fits are made: Huber ``delta``, ``n_bootstrap`` resamples of runs (0: no intervals),
+    ``fit_runs`` (``all``, or ``paper``: more than ``min_updates`` planned updates and at most one epoch,
+    duplicate (N, D) runs removed, the release's rule) and the ``chance`` level of the benchmarks."""
+
+    delta: float = 0.03
+    n_bootstrap: int = 200
+    seed: int = 0
+    level: float = 0.95
+    fit_runs: str = "all"
+    min_updates: int = 5000
+    chance: float = CHANCE
+
+
+# -- the run table ----------------------------------------------------------------------------------------------
+def _with_family(records: list[Mapping]) -> list[dict]:
+    out = []
+    for rec in records:
+        rec = dict(rec)
+        stats = rec.get("stats") or {}
+        rec["family"] = rec.get("family") or stats.get("family") or DEFAULT_FAMILY
+        out.append(rec)
+    return out
+
+
+def load_tables(source) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """``(runs, curves, warnings)``: one row per run (with ``family`` and ``planned_steps`` where the records
+    carry them) and one row per learning-curve point (the final points where records have no curves)."""
+    warnings: list[str] = []
+    if isinstance(source, str | Path) and Path(source).is_dir():
+        import json
+
+        files = sorted(Path(source).rglob("run.json"))
+        if not files:
+            raise FileNotFoundError(f"no run.json records under {source}")
+        source = [json.loads(f.read_text()) for f in files]
+    if isinstance(source, list):
+        records = _with_family(source)
+        runs = load_run_table(records)
+        runs["planned_steps"] = [((r.get("stats") or {}).get("planned_steps") or (r.get("stats") or {}).get("n_steps"))
+                                 for r in records]
+        has_curves = any(r.get("curve") for r in records)
+        curves = load_run_table(records, curves=True) if has_curves else pd.DataFrame()
+    else:
+        runs = load_run_table(source)
         curves = pd.DataFrame()
-    if curves.empty or "loss" not in curves or curves["loss"].isna().all():
-        curves = runs.copy()
-    if "run" not in curves:
-        curves["run"] = np.arange(len(curves)).astype(str)
+    if "family" not in runs:
+        runs["family"] = DEFAULT_FAMILY
+    runs["family"] = runs["family"].fillna(DEFAULT_FAMILY)
     if "run" not in runs:
-        runs["run"] = np.arange(len(runs)).astype(str)
-    return runs, curves
+        runs["run"] = [f"run{i}" for i in range(len(runs))]
+    if curves.empty or curves["loss"].isna().all():
+        if isinstance(source, list):
+            warnings.append("the records hold no learning curves: Fig. 1 and the loss envelope use final points")
+        curves = runs[["run", "family", "N", "D", "C", "loss"]].copy()
+    curves["family"] = curves["family"].fillna(DEFAULT_FAMILY) if "family" in curves else DEFAULT_FAMILY
+    return runs, curves, warnings
 
 
-def _identifiability(law: ChinchillaLaw, boot, data: pd.DataFrame) -> list[str]:
-    """Plain-language warnings when the 5-parameter fit is not pinned down by the data."""
+def fit_mask(runs: pd.DataFrame, options: AnalysisOptions) -> tuple[pd.Series, str]:
+    """Which runs enter the eq.4 fits, and the rule in words."""
+    single = single_epoch(runs)
+    if options.fit_runs == "all":
+        return single, "all single-epoch runs (the paper's >5,000-update rule would drop every miniature run)"
+    steps = pd.to_numeric(runs.get("planned_steps"), errors="coerce")
+    mask = single & (steps > options.min_updates)
+    mask &= ~runs.duplicated(subset=["family", "N", "D"], keep="last")
+    return mask, (f"the release's rule: more than {options.min_updates:,} planned updates, at most one epoch, "
+                  "duplicates removed")
+
+
+# -- fit payloads (hf-slm fit --json's format) -----------------------------------------------------------------
+def _constant(name: str, value: float, boot: BootstrapResult | None, fixed: Mapping) -> float | dict:
+    if boot is None or name in fixed or name not in boot.samples or boot.samples[name].dropna().empty:
+        return float(value)
+    low, high = boot.interval(name)
+    return {"value": float(value), "ci_low": low, "ci_high": high,
+            "se": float(boot.samples[name].std(ddof=1)), "level": boot.level}
+
+
+def fit_payload(law_name: str, law, boot: BootstrapResult | None, options: AnalysisOptions, n_points: int,
+                fixed: Mapping[str, float] | None = None, n_resamples: int = 0) -> dict[str, Any]:
+    """A fitted law as ``hf-slm fit --json`` writes it."""
+    fixed = dict(fixed or {})
+    out: dict[str, Any] = {"law": law_name, "delta": options.delta, "n_points": n_points}
+    for name, value in law.params_.items():
+        out[name] = _constant(name, value, boot, fixed)
+    if law_name == "power":
+        out["rmse_log"] = law.rmse_log_
+    else:
+        p = law.params_
+        a, b = allocation_exponents(p["alpha"], p["beta"])
+        try:
+            g = allocation_constant(p)
+        except ValueError:
+            g = None
+        out["allocation"] = {"a": a, "b": b, "G": g}
+        out["objective"] = law.objective_
+        out["n_starts"] = law.n_starts_
+    out["fixed"] = fixed
+    if boot is not None:
+        out["bootstrap"] = {"n_resamples": n_resamples, "n_valid": len(boot.samples), "level": boot.level,
+                            "seed": options.seed, "samples": boot.samples.to_dict("list")}
+    return out
+
+
+def value(entry: Any) -> float:
+    """A constant of a fit payload (plain number or ``{value, ...}``)."""
+    return float(entry["value"] if isinstance(entry, Mapping) else entry)
+
+
+def interval(entry: Any) -> tuple[float, float]:
+    """The bootstrap interval of a payload constant (NaNs without one)."""
+    if isinstance(entry, Mapping) and "ci_low" in entry:
+        return float(entry["ci_low"]), float(entry["ci_high"])
+    return float("nan"), float("nan")
+
+
+def _params(payload: Mapping, names: Iterable[str]) -> dict[str, float]:
+    return {n: value(payload[n]) for n in names}
+
+
+# -- the fits -----------------------------------------------------------------------------------------------------
+def fit_eq4(data: pd.DataFrame, options: AnalysisOptions) -> tuple[dict | None, ChinchillaLaw | None, list[str]]:
+    """eq.4 on single-epoch final points, with a bootstrap over runs; ``(payload, law, warnings)``."""
+    n_sizes, n_budgets = data["N"].nunique(), data["D"].nunique()
+    if len(data) < 6 or n_sizes < 2 or n_budgets < 2:
+        return None, None, [f"eq.4 not fitted: {len(data)} runs, {n_sizes} sizes, {n_budgets} token budgets (the "
+                            "5-constant law needs at least 6 runs over 2+ sizes and 2+ budgets)"]
+    law = ChinchillaLaw(delta=options.delta).fit(data["N"], data["D"], data["loss"])
+    boot = None
+    if options.n_bootstrap:
+        boot = bootstrap_law(law, data["N"], data["D"], data["loss"], groups=data["run"],
+                             n_resamples=options.n_bootstrap, level=options.level, seed=options.seed)
+    payload = fit_payload("chinchilla", law, boot, options, len(data), n_resamples=options.n_bootstrap)
+    pred = law.predict(data["N"], data["D"])
+    payload["rel_rmse"] = float(np.sqrt(np.mean(((pred - data["loss"]) / data["loss"]) ** 2)))
+    payload["runs"] = data["run"].astype(str).tolist()
+    return payload, law, identifiability(payload, data)
+
+
+def identifiability(payload: Mapping, data: pd.DataFrame) -> list[str]:
+    """Plain-language warnings when eq.4 is not pinned down by the runs."""
     warnings = []
-    p = law.params_
-    if p["alpha"] > 3 or p["beta"] > 3 or p["alpha"] < 1e-3 or p["beta"] < 1e-3:
+    p = _params(payload, CHINCHILLA_PARAMS)
+    if not (0 < p["alpha"] < 3 and 0 < p["beta"] < 3):
         warnings.append(f"eq.4 exponents at an extreme (alpha={p['alpha']:.3g}, beta={p['beta']:.3g})")
     if p["E"] > data["loss"].min():
         warnings.append(f"fitted E={p['E']:.3g} exceeds the lowest observed loss")
-    if boot is not None and len(boot.samples) >= 5:
-        for name in ("alpha", "beta", "E"):
-            low, high = boot.interval(name)
-            if not np.isfinite(high - low) or high - low > max(abs(p[name]), 1e-9):
-                warnings.append(f"{name} is not identified by these runs (bootstrap 95% interval "
-                                f"[{low:.3g}, {high:.3g}] wider than the value {p[name]:.3g})")
+    for name in ("alpha", "beta", "E"):
+        low, high = interval(payload[name])
+        if np.isfinite(low) and high - low > max(abs(p[name]), 1e-9):
+            warnings.append(f"{name} is not identified by these runs (bootstrap interval [{low:.3g}, {high:.3g}] "
+                            f"wider than the value {p[name]:.3g})")
+    if warnings:
+        warnings.insert(0, f"eq.4 fit on {len(data)} runs is ill-posed; treat its constants as descriptive only")
     return warnings
 
 
-def _fit_eq4(single: pd.DataFrame, delta: float, n_boot: int, seed: int) -> dict:
-    out: dict = {"law": None, "bootstrap": None, "warnings": []}
-    n_sizes, n_budgets = single["N"].nunique(), single["D"].nunique()
-    n_ratios = (single["D"] / single["N"]).round(6).nunique()
-    if len(single) < 6 or n_sizes < 2 or n_budgets < 2 or n_ratios < 2:
-        out["warnings"].append(
-            f"eq.4 not fitted: {len(single)} single-epoch runs, {n_sizes} sizes, {n_budgets} token budgets, "
-            f"{n_ratios} tokens-per-parameter ratios (the 5-parameter law needs at least 6 runs over 2+ sizes "
-            "and 2+ budgets that do not all lie on one D/N line)")
-        return out
-    law = ChinchillaLaw(delta=delta).fit(single["N"], single["D"], single["loss"])
+def fit_eq78(runs: pd.DataFrame, law: ChinchillaLaw, options: AnalysisOptions) -> tuple[dict | None, list[str]]:
+    """eq.7/8 (R*_N, R*_D) on single- and multi-epoch runs with the eq.4 constants held fixed."""
+    multi = runs[~single_epoch(runs)]
+    if len(multi) < 1 or "U" not in runs:
+        return None, []
+    p = law.params_
+    if not (p["alpha"] > 0 and p["beta"] > 0):
+        return None, ["eq.7/8 not fitted: it needs positive eq.4 exponents"]
+    data = finite(runs, ["N", "D", "U", "loss"])
+    dc = DataConstrainedLaw(delta=options.delta, base=law).fit(data["N"], data["D"], data["U"], data["loss"])
     boot = None
-    if n_boot:
-        boot = bootstrap_law(law, single["N"], single["D"], single["loss"], groups=single["run"],
-                             n_resamples=n_boot, seed=seed)
-    out.update(law=law, bootstrap=boot, warnings=_identifiability(law, boot, single))
-    if out["warnings"]:
-        out["warnings"].insert(0, f"eq.4 fit on {len(single)} runs is ill-posed; treat its constants as "
-                                  "descriptive only")
-    return out
+    if options.n_bootstrap:
+        boot = bootstrap_law(dc, data["N"], data["D"], data["U"], data["loss"], groups=data["run"],
+                             n_resamples=options.n_bootstrap, level=options.level, seed=options.seed)
+    fixed = {k: dc.params_[k] for k in CHINCHILLA_PARAMS}
+    payload = fit_payload("data-constrained", dc, boot, options, len(data), fixed=fixed,
+                          n_resamples=options.n_bootstrap)
+    pred = dc.predict(data["N"], data["D"], data["U"])
+    payload["rel_rmse"] = float(np.sqrt(np.mean(((pred - data["loss"]) / data["loss"]) ** 2)))
+    payload["runs"] = data["run"].astype(str).tolist()
+    warnings = []
+    if not (multi["D"] / multi["U"] > 1 + 1e-6).any():
+        warnings.append("eq.7/8: no run repeats data")
+    return payload, warnings
 
 
-def _metric_fits(runs: pd.DataFrame, metrics: list[str]) -> dict:
-    families = sorted(runs["family"].dropna().unique()) if "family" in runs else [None]
+def fit_power(C, Q, mode: str, options: AnalysisOptions, y: str) -> dict | None:
+    """``Q = k C^gamma`` on the envelope (``min`` for losses, ``max`` for metrics), bootstrap over its points."""
+    env = envelope(C, Q, mode=mode)
+    if len(env) < 2 or env["C"].nunique() < 2 or (env["Q"] <= 0).any():
+        return None
+    law = PowerLaw().fit(env["C"], env["Q"])
+    boot = None
+    if options.n_bootstrap and len(env) >= 3:
+        boot = bootstrap_law(law, env["C"].to_numpy(), env["Q"].to_numpy(), n_resamples=options.n_bootstrap,
+                             level=options.level, seed=options.seed)
+    payload = fit_payload("power", law, boot, options, len(env), n_resamples=options.n_bootstrap)
+    payload.update(x="C", y=y, envelope=mode, points={"C": env["C"].tolist(), "Q": env["Q"].tolist()})
+    return payload
+
+
+def metric_fits(runs: pd.DataFrame, metrics: list[str], options: AnalysisOptions) -> dict[str, dict]:
+    """Per metric: the envelope power law and the correlations with the test loss (Pearson and Spearman)."""
+    from scipy.stats import spearmanr
+
     out = {}
     for metric in metrics:
-        for fam in families:
-            part = runs if fam is None else runs[runs["family"] == fam]
-            part = part[np.isfinite(part[metric].astype(float)) & (part[metric] > 0)]
-            key = metric if fam is None else f"{metric}/{fam}"
-            entry: dict = {"metric": metric, "family": fam, **loss_metric_fit(part["loss"], part[metric])}
-            env = envelope(part["C"], part[metric], mode="max")
-            entry["n_envelope"] = len(env)
-            if len(env) >= 2:
-                entry.update(PowerLaw().fit(env["C"], env["Q"]).params_)
-            if len(env) >= 5:
-                cmp = compare_forms(env["C"], env["Q"], holdout=0.3)
-                entry["forms"] = cmp.set_index("form")["rmse_holdout"].to_dict()
-            out[key] = entry
+        part = runs[np.isfinite(runs[metric].astype(float))]
+        if part.empty:
+            continue
+        entry = fit_power(part["C"], part[metric], "max", options, metric) or {"law": "power", "gamma": None,
+                                                                            "warning": "fewer than 2 envelope points"}
+        entry["correlation"] = loss_metric_fit(part["loss"], part[metric])
+        rho = spearmanr(part["loss"], part[metric]).statistic if len(part) >= 3 else float("nan")
+        entry["correlation"]["spearman"] = float(rho)
+        out[metric] = entry
     return out
 
 
-def _efficiencies(fits: dict) -> dict:
-    by_metric: dict = {}
-    for entry in fits.values():
-        if entry["family"] is not None and "gamma" in entry:
-            by_metric.setdefault(entry["metric"], {})[entry["family"]] = entry["gamma"]
+def efficiency(fits: Mapping[str, Mapping], options: AnalysisOptions, published: Mapping[str, float] | None = None
+               ) -> dict[str, dict]:
+    """Table 3's relative efficiency per metric: ``gamma_text / gamma_speech``, with a bootstrap interval
+    (ratio of the two families' resampled gammas) and the paper's value."""
+    text, speech = fits.get("text", {}).get("metrics", {}), fits.get("speech", {}).get("metrics", {})
     out = {}
-    for metric, fams in by_metric.items():
-        names = sorted(fams)
-        if len(names) >= 2 and fams[names[1]] != 0:
-            out[metric] = {"a": names[0], "b": names[1], **relative_efficiency(fams[names[0]], fams[names[1]])}
+    for metric in sorted(set(text) & set(speech)):
+        g_text, g_speech = text[metric].get("gamma"), speech[metric].get("gamma")
+        if g_text is None or g_speech is None:
+            continue
+        entry = {"gamma_text": value(g_text), "gamma_speech": value(g_speech),
+                 "ratio": value(g_text) / value(g_speech) if value(g_speech) != 0 else float("nan")}
+        a = (text[metric].get("bootstrap") or {}).get("samples", {}).get("gamma")
+        b = (speech[metric].get("bootstrap") or {}).get("samples", {}).get("gamma")
+        if a and b:
+            n = min(len(a), len(b))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratios = np.asarray(a[:n]) / np.asarray(b[:n])
+            ratios = ratios[np.isfinite(ratios)]
+            if len(ratios):
+                q = (1 - options.level) / 2
+                entry["ci_low"], entry["ci_high"] = (float(x) for x in np.quantile(ratios, [q, 1 - q]))
+        if published and metric in published:
+            entry["paper_ratio"] = published[metric]
+        out[metric] = entry
     return out
 
 
-def _fmt(x, digits: int = 4) -> str:
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
-        return "-"
-    return f"{x:.{digits}g}" if isinstance(x, float | np.floating) else str(x)
+# -- checks -------------------------------------------------------------------------------------------------------
+def monotonicity(single: pd.DataFrame) -> dict[str, Any]:
+    """Inversions of "loss falls with N at fixed D and with D at fixed N" over neighbouring grid points."""
+    inversions, pairs = [], 0
+    for fixed, moving in (("D", "N"), ("N", "D")):
+        for key, group in single.groupby(fixed):
+            g = group.sort_values(moving)
+            for (_, a), (_, b) in zip(g.iloc[:-1].iterrows(), g.iloc[1:].iterrows(), strict=True):
+                pairs += 1
+                if b["loss"] >= a["loss"]:
+                    inversions.append(f"{fixed}={key:.4g}: {a['run']} ({a['loss']:.4f}) -> {b['run']} "
+                                      f"({b['loss']:.4f})")
+    return {"pairs": pairs, "inversions": len(inversions), "details": inversions, "pass": pairs > 0 and
+            len(inversions) <= 1}
 
 
-def _metric_cell(row: pd.Series, metric: str) -> str:
-    acc = row.get(metric)
-    if acc is None or not np.isfinite(acc):
-        return "-"
-    cell = f"{acc:.3f}"
-    if np.isfinite(row.get(f"{metric}_ci_low", np.nan)):
-        cell += f" [{row[f'{metric}_ci_low']:.3f}, {row[f'{metric}_ci_high']:.3f}]"
-    if np.isfinite(row.get(f"{metric}_n", np.nan)):
-        cell += f" (n={int(row[f'{metric}_n'])})"
-    return cell
+def repetition(runs: pd.DataFrame, law: ChinchillaLaw | None) -> dict[str, Any]:
+    """Each multi-epoch run against fresh data: the single-epoch run of the same N and D (fresh) and of the
+    same N on only its U unique tokens (eq.4's prediction where that run does not exist)."""
+    single, multi = runs[single_epoch(runs)], runs[~single_epoch(runs)]
+    rows = []
+    for _, r in multi.iterrows():
+        def loss_at(D: float, r=r) -> tuple[float, str]:
+            hit = single[(single["N"] == r["N"]) & (np.isclose(single["D"], D, rtol=0.02))]
+            if len(hit):
+                return float(hit["loss"].iloc[0]), str(hit["run"].iloc[0])
+            if law is not None:
+                return float(law.predict(r["N"], D)), "eq.4"
+            return float("nan"), "-"
+        fresh, fresh_src = loss_at(r["D"])
+        unique, unique_src = loss_at(r["U"])
+        rows.append({"run": r["run"], "epochs": float(r["D"] / r["U"]), "loss": float(r["loss"]),
+                     "fresh_loss": fresh, "fresh_from": fresh_src, "unique_only_loss": unique,
+                     "unique_from": unique_src, "worse_than_fresh": bool(r["loss"] > fresh),
+                     "better_than_unique_only": bool(r["loss"] < unique)})
+    ok = bool(rows) and all(x["worse_than_fresh"] for x in rows)
+    return {"runs": rows, "pass": ok}
 
 
-def _chance_sentence(row: pd.Series, metric: str) -> str | None:
-    acc = row.get(metric)
-    if acc is None or not np.isfinite(acc):
-        return None
-    low = row.get(f"{metric}_ci_low", np.nan)
-    name = row.get("run", "?")
-    if not np.isfinite(low):
-        return f"- {name}, {metric}: accuracy {acc:.3f}, no interval recorded, so no claim about chance."
-    verdict = "beats chance" if low > CHANCE else "does not beat chance"
-    return f"- {name}, {metric}: {verdict} (accuracy {acc:.3f}, 95% interval lower bound {low:.3f} vs {CHANCE})."
+def chance_check(runs: pd.DataFrame, metrics: list[str], chance: float) -> dict[str, Any]:
+    """The largest-compute single-epoch run: which metrics have their whole interval above chance."""
+    single = runs[single_epoch(runs)]
+    if single.empty or not metrics:
+        return {"run": None, "metrics": {}, "n_above": 0, "pass": False}
+    top = single.loc[single["C"].idxmax()]
+    verdicts = {}
+    for m in metrics:
+        low = top.get(f"{m}_ci_low", np.nan)
+        verdicts[m] = {"accuracy": float(top[m]), "ci_low": float(low), "ci_high": float(top.get(f"{m}_ci_high", np.nan)),
+                       "above_chance": bool(np.isfinite(low) and low > chance)}
+    n_above = sum(v["above_chance"] for v in verdicts.values())
+    return {"run": str(top["run"]), "C": float(top["C"]), "metrics": verdicts, "n_above": n_above,
+            "pass": n_above >= min(2, len(metrics))}
 
 
-def _report(result: dict, runs: pd.DataFrame, metrics: list[str], eq4: dict) -> str:
-    lines = ["# Scaling report", ""]
-    lines += [f"- Huber delta: {result['delta']}", f"- runs: {len(runs)}, single-epoch: {result['n_single_epoch']}", ""]
-    lines += ["## eq.4 constants (single-epoch runs, final points)", ""]
-    if result["chinchilla"]:
-        summary = eq4["bootstrap"].summary() if eq4["bootstrap"] is not None else {}
-        lines += ["| constant | value | 95% bootstrap interval |", "|---|---|---|"]
-        for name, value in result["chinchilla"]["params"].items():
-            ci = summary.get(name)
-            interval = f"[{_fmt(ci['ci_low'])}, {_fmt(ci['ci_high'])}]" if ci else "-"
-            lines.append(f"| {name} | {_fmt(value)} | {interval} |")
-        alloc = result["allocation"]
-        if alloc:
-            lines += ["", f"eq.6 exponents: N_opt ~ C^a with a = {alloc['a']:.3f}, D_opt ~ C^b with b = {alloc['b']:.3f}."]
-        if result.get("data_constrained"):
-            dc = result["data_constrained"]
-            lines.append(f"eq.7/8 (multi-epoch runs): R*_N = {_fmt(dc['R_N'])}, R*_D = {_fmt(dc['R_D'])}.")
-    for w in result["warnings"]:
-        lines.append(f"\n> **Warning:** {w}")
-    lines += ["", "## Power laws on the envelopes (Q = k C^gamma)", "", "| quantity | k | gamma | Pearson r with loss |",
-              "|---|---|---|---|"]
-    lp = result.get("loss_power_law")
-    if lp:
-        lines.append(f"| loss | {_fmt(lp['k'])} | {_fmt(lp['gamma'])} | - |")
-    for key, entry in result["metrics"].items():
-        lines.append(f"| {key} | {_fmt(entry.get('k'))} | {_fmt(entry.get('gamma'))} | {_fmt(entry.get('r'), 3)} |")
-    for metric, eff in result["efficiency"].items():
-        lines.append(f"\nRelative efficiency on {metric} ({eff['a']} / {eff['b']}): {eff['statement']}.")
-    cols = ["run", "N", "D", "U", "epochs", "C", "loss", *metrics]
-    lines += ["", "## Runs", "", "| " + " | ".join(c if c != "C" else "FLOPs" for c in cols) + " |",
-              "|" + "---|" * len(cols)]
-    for _, row in runs.iterrows():
-        cells = [_metric_cell(row, c) if c in metrics else _fmt(row.get(c), 4) for c in cols]
-        lines.append("| " + " | ".join(cells) + " |")
-    sentences = [s for _, row in runs.iterrows() for m in metrics if (s := _chance_sentence(row, m))]
-    if sentences:
-        lines += ["", "## Against chance (0.5): beats chance when the interval's lower bound exceeds 0.5", "", *sentences]
-    return "\n".join(lines) + "\n"
+def eq4_check(payload: Mapping | None) -> dict[str, Any]:
+    """eq.4 identifiable: 0.05 < alpha, beta < 1.5, E > 0, their 95 % intervals inside (0, 2), rel. RMSE < 3 %."""
+    if payload is None:
+        return {"pass": False, "reason": "not fitted"}
+    p = _params(payload, CHINCHILLA_PARAMS)
+    ci = {n: interval(payload[n]) for n in ("alpha", "beta")}
+    ok = (0.05 < p["alpha"] < 1.5 and 0.05 < p["beta"] < 1.5 and p["E"] > 0 and payload["rel_rmse"] < 0.03
+          and all(np.isfinite(lo) and lo > 0 and hi < 2 for lo, hi in ci.values()))
+    return {"alpha": p["alpha"], "beta": p["beta"], "E": p["E"], "alpha_ci": list(ci["alpha"]),
+            "beta_ci": list(ci["beta"]), "rel_rmse": payload["rel_rmse"], "pass": bool(ok)}
+
+
+# -- the whole analysis -------------------------------------------------------------------------------------------
+def analyze_family(family: str, runs: pd.DataFrame, curves: pd.DataFrame, metrics: list[str],
+                   options: AnalysisOptions) -> dict[str, Any]:
+    """Every fit and check of one family."""
+    runs = finite(runs, ["N", "D", "loss"]).reset_index(drop=True)
+    mask, rule = fit_mask(runs, options)
+    fit_data = runs[mask]
+    eq4, law, warnings = fit_eq4(fit_data, options)
+    eq78, more = fit_eq78(runs, law, options) if law is not None else (None, [])
+    warnings += more
+    single_curves = finite(curves[curves["run"].isin(runs[single_epoch(runs)]["run"])], ["C", "loss"])
+    family_metrics = [m for m in metrics if m in runs and runs[m].notna().any()]
+    result = {
+        "family": family, "n_runs": len(runs), "n_fit": int(mask.sum()), "fit_rule": rule,
+        "eq4": eq4, "eq78": eq78,
+        "loss_power_law": fit_power(single_curves["C"], single_curves["loss"], "min", options, "loss"),
+        "metrics": metric_fits(runs, family_metrics, options),
+        "checks": {
+            "eq4": eq4_check(eq4),
+            "monotonic": monotonicity(runs[single_epoch(runs)]),
+            "repetition": repetition(runs, law),
+            "chance": chance_check(runs, family_metrics, options.chance),
+            "metric_vs_loss": {m: {"spearman": e["correlation"]["spearman"], "pearson": e["correlation"]["r"],
+                                   "pass": bool(e["correlation"]["spearman"] < 0)}
+                               for m, e in metric_fits(runs, family_metrics,
+                                                       AnalysisOptions(n_bootstrap=0)).items()},
+        },
+        "warnings": warnings,
+    }
+    if eq78 is not None:
+        result["checks"]["repetition"]["R_D"] = value(eq78["R_D"])
+    return result
+
+
+def analyze(source, options: AnalysisOptions | None = None, published_ratios: Mapping[str, float] | None = None
+            ) -> dict[str, Any]:
+    """All fits, efficiencies and checks of a study's runs (records, a folder of them, or a run table)."""
+    options = options or AnalysisOptions()
+    runs, curves, warnings = load_tables(source)
+    metrics = metric_columns(runs.drop(columns=["planned_steps"], errors="ignore"))
+    fams = {}
+    for family in sorted(runs["family"].unique(), key=lambda f: (f != DEFAULT_FAMILY, f)):
+        fams[family] = analyze_family(family, runs[runs["family"] == family], curves[curves["family"] == family],
+                                      metrics, options)
+    return {"options": dict(vars(options)), "metrics": metrics, "families": fams,
+            "efficiency": efficiency(fams, options, published_ratios), "warnings": warnings,
+            "runs": runs, "curves": curves}
 
 
 def analyze_runs(source, output_dir, delta: float = 0.03, n_bootstrap: int = 50, seed: int = 0) -> dict:
-    """Fit the laws on ``source`` (anything :func:`load_run_table` reads), write figures and ``report.md``
-    into ``output_dir``; return the fitted numbers (constants, exponents, gammas, warnings, file paths)."""
-    out_dir = Path(output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    runs, curves = _load(source)
-    runs = finite(runs, ["N", "D", "loss"]).reset_index(drop=True)
-    single = runs[single_epoch(runs)]
-    metrics = metric_columns(runs)
-    eq4 = _fit_eq4(single, delta, n_bootstrap, seed)
-    result: dict = {"delta": delta, "n_runs": len(runs), "n_single_epoch": len(single), "chinchilla": None,
-                    "allocation": None, "data_constrained": None, "warnings": list(eq4["warnings"]), "figures": {}}
-    law = eq4["law"]
-    if law is not None:
-        result["chinchilla"] = {"params": dict(law.params_), "objective": law.objective_, "n_points": law.n_points_}
-        if eq4["bootstrap"] is not None:
-            result["chinchilla"]["intervals"] = eq4["bootstrap"].summary()
-    if law is not None and not (law.params_["alpha"] > 0 and law.params_["beta"] > 0):
-        result["warnings"].append("eq.6 and eq.7/8 skipped: they need positive eq.4 exponents")
-    elif law is not None:
-        a, b = allocation_exponents(law.params_["alpha"], law.params_["beta"])
-        result["allocation"] = {"a": a, "b": b}
-        multi = runs[~single_epoch(runs)]
-        if len(multi) >= 2 and "U" in runs:
-            dc = DataConstrainedLaw(delta=delta, base=law).fit(runs["N"], runs["D"], runs["U"], runs["loss"])
-            result["data_constrained"] = {"R_N": dc.params_["R_N"], "R_D": dc.params_["R_D"],
-                                          "objective": dc.objective_}
-    single_curves = curves[curves["run"].isin(single["run"])] if "run" in single else curves
-    single_curves = finite(single_curves, ["C", "loss"])
-    env = envelope(single_curves["C"], single_curves["loss"], mode="min")
-    result["loss_power_law"] = PowerLaw().fit(env["C"], env["Q"]).params_ if len(env) >= 2 else None
-    result["metrics"] = _metric_fits(runs, metrics)
-    result["efficiency"] = _efficiencies(result["metrics"])
-    figs = result["figures"]
-    figs["fig1"] = str(plot_loss_vs_compute(single_curves, out_dir / "fig1_loss_vs_compute.png"))
-    if metrics:
-        figs["fig2"] = str(plot_metrics_vs_compute(runs, metrics, out_dir / "fig2_metrics_vs_compute.png"))
-        figs["fig4"] = str(plot_metrics_vs_loss(runs, metrics, out_dir / "fig4_metrics_vs_loss.png"))
-    if result["allocation"] is not None:
-        figs["isoloss"] = str(plot_isoloss(law.params_, out_dir / "isoloss.png", runs=single))
-    report = out_dir / "report.md"
-    report.write_text(_report(result, runs, metrics, eq4))
-    result["report"] = str(report)
-    return result
+    """Analyse ``source`` and write the report (figures, ``report.md``, ``report.html``, ``study.json``) into
+    ``output_dir``; returns the study dict (see :func:`hf_slm.scaling.report.write_report`)."""
+    from hf_slm.scaling.report import ReportOptions, write_report
+
+    return write_report(source, output_dir, ReportOptions(delta=delta, n_bootstrap=n_bootstrap, seed=seed))["study"]

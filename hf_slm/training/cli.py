@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("train", help="train one speech LM on unit datasets (one process)",
                               description="Train a Llama SLM from a YAML config plus key=value overrides, e.g. "
-                              "'hf-slm train --config recipes/configs/demo.yaml tokens=2e6 output_dir=runs/x'.")
+                              "'hf-slm train --config recipes/configs/demo_train.yaml tokens=2e6 output_dir=runs/x'.")
     add_train_arguments(p)
     p.set_defaults(func=train_command)
 
