@@ -1,76 +1,119 @@
-"""The demo study end to end at toy scale: every stage runs, leaves its outputs, and a rerun reuses them."""
+"""The demo study end to end at toy scale (text -> eSpeak speech -> units -> speech and text LMs -> benchmarks
+-> report): the models learn (test loss far below log V and below the unigram baseline, the bigger model
+beats the smaller at equal D), the records and report hold what the contracts say, a rerun does nothing
+twice, and a folder of another study is refused."""
+
+from __future__ import annotations
 
 import json
+import math
+from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
 
 from hf_slm.cli import main
-from hf_slm.demo import BENCHMARKS, Demo, DemoConfig, RunSpec, default_grid
+from hf_slm.study.cli import default_config
+from hf_slm.study.config import StudyConfig, StudyConfigError
+from hf_slm.study.runner import Study
 from hf_slm.training import RunRecord
+
+K = 16
+STEPS, BATCH, BLOCK = 24, 4, 256
+
+
+def _tiny(output: Path, **changes) -> StudyConfig:
+    data = yaml.safe_load(default_config("demo").read_text())
+    data.update(output=str(output), departures=["toy scale"])
+    data["speech"].update(stories=40, test_stories=6, workers=1)
+    data["tokenizer"].update(n_units=K, fit_utterances=40)
+    data["benchmarks"].update(items=8)
+    data["grid"] = {"sizes": ["demo-xs", "demo-s"], "tokens": [STEPS * BATCH * BLOCK],
+                    "multi_epoch": {"sizes": ["demo-xs"], "tokens": STEPS * BATCH * BLOCK, "epochs": [2]}}
+    data["training"].update(batch_size=BATCH, lr=1e-2, min_lr=1e-3, warmup_min=3, curve_points=3,
+                            mixed_precision="no")
+    data["text"] = {"source": "train", "vocab_size": 48}
+    data["fits"].update(bootstrap=0, starts="coarse")
+    data["report"] = {"figures": ["fig1", "fig3"], "html": True}
+    for key, value in changes.items():
+        data[key] = value
+    return StudyConfig.from_dict(data)
 
 
 @pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    runs = [RunSpec(size, tokens) for size in ("demo-xs", "demo-s") for tokens in (2048, 4096)]
-    runs.append(RunSpec("demo-xs", 4096, unique_tokens=2048))
-    config = DemoConfig(output=str(out), n_train_stories=40, n_test_stories=6, n_pairs=6, n_units=16,
-                        batch_size=4, num_proc=1, runs=runs, mixed_precision="no")
-    Demo(config).run()
-    return out, config
+def study(tmp_path_factory):
+    config = _tiny(tmp_path_factory.mktemp("demo") / "study")
+    study = Study(config, progress=False, log=lambda msg: None)
+    study.run()
+    return study
 
 
-def test_default_grid_is_three_sizes_by_three_budgets_plus_a_multi_epoch_run():
-    grid = default_grid()
-    single = [r for r in grid if r.unique_tokens is None]
-    assert len({r.size for r in single}) == 3 and all(sum(r.size == s for r in single) == 3 for s in {r.size for r in single})
-    assert any(r.unique_tokens and r.tokens / r.unique_tokens >= 2 for r in grid)
-    assert len({r.name for r in grid}) == len(grid)
+def _unigram_cross_entropy(train: list, test: list, vocab: int) -> float:
+    """Test cross-entropy (nats) of the add-0.5 unigram model of the training tokens (EOS included)."""
+    counts = np.bincount(np.concatenate([np.append(u, vocab - 2) for u in train]), minlength=vocab) + 0.5
+    probs = counts / counts.sum()
+    tokens = np.concatenate([np.append(u, vocab - 2) for u in test])
+    return float(-np.log(probs[tokens]).mean())
 
 
-def test_every_stage_leaves_its_outputs(demo_dir):
-    out, config = demo_dir
-    for name in ("fig1_loss_vs_compute.png", "fig2_metrics_vs_compute.png", "fig4_metrics_vs_loss.png", "report.md"):
-        assert (out / name).stat().st_size > 0
-    assert (out / "tokenizer" / "config.json").exists()
-    for group in ("stories", *BENCHMARKS):
-        assert (out / "units" / group / "README.md").exists()
-    for spec in config.runs:
-        record = RunRecord.load(out / "runs" / spec.name / "run.json")
-        assert record.flops == 6 * record.N * record.D
-        steps = record.stats["steps"]
-        assert steps == -(-spec.tokens // (config.batch_size * config.block_size))  # D rounded up to whole steps
-        assert 0 < record.D <= steps * config.batch_size * config.block_size  # D counts real tokens, not pad
-        assert record.curve[-1]["tokens"] == record.D and record.loss == record.curve[-1]["loss"]
-        assert set(record.metrics) == set(BENCHMARKS)
-        for metric in record.metrics.values():
-            assert metric["n"] == config.n_pairs and metric["ci_low"] <= metric["accuracy"] <= metric["ci_high"]
-        if spec.unique_tokens:
-            assert record.epochs == pytest.approx(record.D / record.U) and record.epochs > 1.5
-    report = (out / "report.md").read_text()
-    assert all(spec.name in report for spec in config.runs) and "beat" in report
+def test_models_learn_beyond_the_unigram_baseline(study):
+    from hf_slm.data.unit_dataset import load_unit_dataset
+
+    for family, k in (("speech", K), ("text", 48)):
+        stories = load_unit_dataset(study.corpus.unit_dir(family, "stories"))
+        baseline = _unigram_cross_entropy(stories["train"]["units"], stories["test"]["units"], k + 2)
+        runs = {r.size: RunRecord.load(Path(r.output_dir)) for r in study.plan()
+                if r.family == family and r.unique_tokens is None}
+        small, big = runs["demo-xs"], runs["demo-s"]
+        assert big.D == small.D
+        assert big.loss < small.loss < baseline < math.log(k + 2), (family, big.loss, small.loss, baseline)
+        assert big.loss < 0.85 * baseline  # well below: the bigger model has learned context, not just counts
+        assert big.curve[0]["loss"] > big.curve[-1]["loss"]
 
 
-def test_rerun_reuses_finished_stages(demo_dir, capsys):
-    out, config = demo_dir
-    records = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/run.json")}
-    tokenizer = (out / "tokenizer" / "config.json").stat().st_mtime_ns
-    Demo(config).run()
+def test_records_and_report(study):
+    runs = study.plan()
+    assert len(runs) == 6 and {r.family for r in runs} == {"speech", "text"}
+    for run in runs:
+        record = RunRecord.load(Path(run.output_dir))
+        assert record.flops == 6 * record.N * record.D and record.stats["family"] == run.family
+        assert record.stats["steps"] == STEPS and len(record.curve) >= 3
+        assert set(record.metrics) == {"sblimp", "spoken_storycloze", "topic_storycloze"}
+        for name, metric in record.metrics.items():
+            assert metric["n"] == 8 and metric["ci_low"] <= metric["accuracy"] <= metric["ci_high"]
+            assert metric["scoring"] == "paper" and metric["rule"] == "mean"
+            other = record.stats["metrics_by_scoring"]["sum"][name]
+            assert other["rule"] == "sum" and other["n"] == 8
+        if run.unique_tokens:
+            assert record.epochs == pytest.approx(2, rel=0.05)
+    report = study.root / "report"
+    summary = json.loads((report / "study.json").read_text())
+    assert {r["run"] for r in summary["runs"]} == {r.name for r in runs}
+    assert set(summary["checks"]) == {"speech", "text"} and summary["study"]["departures"] == ["toy scale"]
+    assert set(summary["figures"]) == {"fig1", "fig3"} and (report / "fig3_text_vs_speech.png").stat().st_size > 5000
+    html = (report / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2
+    md = (report / "report.md").read_text()
+    assert "eq.4 not fitted: 2 runs" in md  # too few runs for eq.4: said, not hidden
+    assert summary["study"]["timings"]["runs.train"] > 0
+
+
+def test_rerun_trains_nothing_and_refuses_other_data(study):
+    records = {p: p.stat().st_mtime_ns for p in (study.root / "runs").glob("*/run.json")}
+    again = Study(study.config, progress=False, log=lambda msg: None)
+    assert set(again.states().values()) == {"done"}
+    again.run(stages=("data", "runs"))
     assert {p: p.stat().st_mtime_ns for p in records} == records
-    assert (out / "tokenizer" / "config.json").stat().st_mtime_ns == tokenizer
+    other = _tiny(study.root, tokenizer={**study.config.to_dict()["tokenizer"], "n_units": K + 1})
+    with pytest.raises(StudyConfigError, match="tokenizer"):
+        Study(other, progress=False, log=lambda msg: None).run(stages=("data",))
 
 
-def test_cli_help_and_config_record(demo_dir, capsys):
-    out, config = demo_dir
+def test_demo_cli_help_and_dry_run(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["demo", "--help"])
     assert "--output" in capsys.readouterr().out
-    saved = json.loads((out / "demo_config.json").read_text())
-    assert saved["n_units"] == config.n_units and len(saved["runs"]) == len(config.runs)
-
-
-def test_other_settings_in_the_same_folder_are_refused(demo_dir):
-    out, config = demo_dir
-    other = DemoConfig(**{**config.__dict__, "n_units": config.n_units + 1})
-    with pytest.raises(ValueError, match="n_units"):
-        Demo(other).run()
+    assert main(["demo", "--dry-run", "--output", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    assert "speech-demo-m-800k" in out and "text-demo-m-800k" in out and not (tmp_path / "d").exists()

@@ -82,6 +82,10 @@ def run_study(config, dry_run: bool = False, stages: list[str] | None = None, sl
     from hf_slm.study.plan import estimate, format_plan
     from hf_slm.study.runner import Study
 
+    if not progress:
+        import datasets
+
+        datasets.disable_progress_bars()
     study = Study(config, progress=progress)
     runs = study.plan()
     if dry_run:

@@ -43,8 +43,8 @@ class SpeechConfig:
     """Where the training speech comes from.
 
     ``tts``: ``stories`` training stories (plus ``test_stories`` held out) from the seeded story grammar,
-    spoken by eSpeak NG ``voices`` (utterance i by voice i mod len(voices)); the benchmarks are spoken by
-    ``benchmark_voices`` (default: the training voices). ``units``: ``datasets`` are unit datasets
+    spoken by eSpeak NG ``voices`` (utterance i by voice i mod len(voices)) at ``rate`` words per minute;
+    the benchmarks are spoken by ``benchmark_voices`` (default: the training voices). ``units``: ``datasets`` are unit datasets
     (``TrainConfig.datasets`` entries: local folders or Hub ids) and ``tokens`` their expected unique
     training tokens (for the dry run before they exist).
     """
@@ -54,6 +54,7 @@ class SpeechConfig:
     test_stories: int = 100
     voices: list[str] = field(default_factory=lambda: ["en-us"])
     benchmark_voices: list[str] | None = None
+    rate: int = 175
     workers: int = 2
     datasets: list[Any] = field(default_factory=list)
     tokens: float | None = None
@@ -146,15 +147,16 @@ class UnigramConfig:
 
 @dataclass
 class FitsConfig:
-    """The scaling fits: Huber ``delta``, ``bootstrap`` resamples of runs for every interval, and which
-    runs enter the fits (``all``, or ``paper``: the release's rule, more than ``min_updates`` planned
-    updates and at most one epoch)."""
+    """The scaling fits: Huber ``delta``, ``bootstrap`` resamples of runs for every interval, which runs
+    enter the fits (``all``, or ``paper``: the release's rule, more than ``min_updates`` planned updates and
+    at most one epoch) and eq.4's starting grid (``besiroglu``: 4,500 starts; ``coarse``: 243)."""
 
     delta: float = 0.03
     bootstrap: int = 200
     runs: str = "all"
     min_updates: int = 5000
     seed: int = 0
+    starts: str = "besiroglu"
 
 
 @dataclass
@@ -218,11 +220,14 @@ class StudyConfig:
             _choice("benchmarks.also", preset, SCORING)
         _choice("text.source", self.text.source, TEXT_SOURCES)
         _choice("fits.runs", self.fits.runs, FIT_RUNS)
+        _choice("fits.starts", self.fits.starts, ("besiroglu", "coarse"))
         _choice("execution.backend", self.execution.backend, BACKENDS)
         for name in self.benchmarks.names:
             _choice("benchmarks.names", name, BENCHMARK_NAMES)
         for figure in self.report.figures:
             _choice("report.figures", figure, FIGURES)
+        if not 80 <= self.speech.rate <= 450:
+            raise StudyConfigError(f"speech.rate must lie in 80..450 words per minute, got {self.speech.rate!r}")
         for key in ("stories", "test_stories", "workers"):
             _positive(f"speech.{key}", getattr(self.speech, key))
         _positive("tokenizer.n_units", self.tokenizer.n_units)

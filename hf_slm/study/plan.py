@@ -173,7 +173,8 @@ def audio_seconds(config: StudyConfig) -> float:
     stories = config.speech.stories + config.speech.test_stories
     cloze = sum(2 for name in config.benchmarks.names if name != "sblimp") * config.benchmarks.items
     sentences = 2 * config.benchmarks.items if "sblimp" in config.benchmarks.names else 0
-    return (stories + cloze) * SECONDS_PER_STORY + sentences * SECONDS_PER_STORY / 5
+    story = SECONDS_PER_STORY * 175 / config.speech.rate
+    return (stories + cloze) * story + sentences * story / 5
 
 
 def unique_unit_tokens(config: StudyConfig) -> float:
@@ -182,7 +183,7 @@ def unique_unit_tokens(config: StudyConfig) -> float:
         return float(config.speech.tokens)
     rate = float(config.tokenizer.encoder.get("frame_rate", 25))
     kept = 0.77 if config.tokenizer.dedup else 1.0  # measured share of frames kept by dedup at 12.5 Hz
-    return config.speech.stories * SECONDS_PER_STORY * rate * kept
+    return config.speech.stories * SECONDS_PER_STORY * 175 / config.speech.rate * rate * kept
 
 
 def estimate(config: StudyConfig, runs: list[PlannedRun]) -> dict[str, Any]:

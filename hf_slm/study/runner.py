@@ -109,14 +109,17 @@ class Study:
             raise StudyConfigError(f"unknown stage(s) {unknown}; choose from {list(STAGES)}")
         self.root.mkdir(parents=True, exist_ok=True)
         self._check_data_settings()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), cpu_seconds()
         for stage in STAGES:
             if stage in stages:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), cpu_seconds()
                 getattr(self, f"stage_{stage}")()
                 self.timings[stage] = round(time.perf_counter() - t0, 1)
-                self.log(f"stage {stage} done in {self.timings[stage]:.1f} s")
+                self.timings[f"{stage}.cpu"] = round(cpu_seconds() - c0, 1)
+                self.log(f"stage {stage} done in {self.timings[stage]:.1f} s "
+                         f"({self.timings[f'{stage}.cpu']:.1f} CPU-s)")
         self.timings["total"] = round(time.perf_counter() - start, 1)
+        self.timings["total.cpu"] = round(cpu_seconds() - cpu_start, 1)
         return self.root / "report"
 
     def _check_data_settings(self) -> None:
@@ -230,7 +233,7 @@ class Study:
         c = self.config
         options = ReportOptions(
             title=f"Scaling study: {c.name}", delta=c.fits.delta, n_bootstrap=c.fits.bootstrap, seed=c.fits.seed,
-            fit_runs=c.fits.runs, min_updates=c.fits.min_updates, figures=list(c.report.figures),
+            fit_runs=c.fits.runs, min_updates=c.fits.min_updates, starts=c.fits.starts, figures=list(c.report.figures),
             html=c.report.html, text_source=c.text.source, text_table=c.text.table,
             unigram_table=c.unigram.table, departures=list(c.departures), scoring=c.benchmarks.scoring,
             metadata={"study": c.name, "config": c.source_path, "timings": dict(self.timings),
@@ -251,6 +254,15 @@ class Study:
                 record.setdefault("family", (record.get("stats") or {}).get("family", run.family))
                 out.append(record)
         return out
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (TTS workers), user + system: unlike wall time it
+    hardly grows when other jobs share the machine."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _set_threads(threads: int) -> None:
