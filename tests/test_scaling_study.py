@@ -114,6 +114,8 @@ def test_repetition_compares_with_fresh_and_unique_only_runs():
     assert row["worse_than_fresh"] and row["better_than_unique_only"] and rep["pass"]
     runs.loc[2, "loss"] = 1.9  # repetition better than fresh data: the check fails
     assert not repetition(runs, law=None)["pass"]
+    runs.loc[2, "loss"] = 3.1  # repetition worse than one epoch of the unique data: fails too
+    assert not repetition(runs, law=None)["pass"]
 
 
 def test_report_files_are_complete_and_self_contained(tmp_path):

@@ -130,7 +130,9 @@ def draw_figures(result: dict, out: Path, options: ReportOptions) -> dict[str, s
     s_runs, s_curves = runs[runs["family"] == speech], curves[curves["family"] == speech]
     single = s_curves[s_curves["run"].isin(s_runs[s_runs["D"] <= s_runs["U"] * (1 + 1e-6)]["run"])] \
         if "U" in s_runs else s_curves
-    if "fig1" in want:
+    if single.empty:  # every run repeats data: draw them all rather than nothing
+        single = s_curves
+    if "fig1" in want and not single.empty:
         drawn["fig1"] = str(F.plot_loss_vs_compute(single, out / "fig1_loss_vs_compute.png", law=law,
                                                    title=f"Fig. 1: {speech} LMs, test loss vs compute"))
     if metrics and "fig2" in want:

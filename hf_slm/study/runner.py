@@ -155,6 +155,7 @@ class Study:
             if not todo:
                 continue
             data = self.family_data(family)
+            self._check_budgets(todo, data.train.n_tokens)
             for i, run in enumerate(todo, 1):
                 self.log(f"{family} {i}/{len(todo)}: {run.name} (N={run.N:,}, D={run.tokens:,}, "
                          f"{run.epochs:g} epoch(s), {run.steps} steps)")
@@ -167,6 +168,18 @@ class Study:
                 metrics = ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in record.metrics.items())
                 self.log(f"  loss {record.loss:.4f}; {metrics}; train {t1 - t0:.1f} s, eval {t2 - t1:.1f} s")
         self.timings.update({"runs.train": round(train_s, 1), "runs.eval": round(eval_s, 1)})
+
+    def _check_budgets(self, runs: list[PlannedRun], available: int) -> None:
+        """Refuse multi-epoch runs whose unique tokens the data do not hold; say which single-epoch runs the
+        data make repeat (they leave the eq.4 fit)."""
+        short = [f"{r.name} (U={r.unique_tokens:,})" for r in runs if r.unique_tokens and r.unique_tokens > available]
+        if short:
+            raise StudyConfigError(f"the training data hold {available:,} tokens, fewer than the unique tokens of "
+                                   f"{', '.join(short)}: add stories (speech.stories) or lower the budgets")
+        repeat = [r.name for r in runs if r.unique_tokens is None and r.tokens > available]
+        if repeat:
+            self.log(f"note: the training data hold {available:,} tokens, so {', '.join(repeat)} repeat data "
+                     "(more than one epoch: they stay out of the eq.4 fit)")
 
     def family_data(self, family: str):
         from hf_slm.study.adapters import load_family_data
