@@ -90,7 +90,7 @@ def test_units_follow_the_encoder_frame_rate(logmel_tokenizer):
     seq = tok.encode(wave)
     assert seq.n_frames == tok.encoder.n_frames(len(wave)) == len(tok.encoder.encode(wave))
     assert abs(seq.n_frames - 3.3 * 25) <= 1
-    assert seq.units.dtype == np.uint16 and seq.durations.dtype == np.uint16
+    assert seq.units.dtype == np.uint16 and seq.durations.dtype == np.uint32
     assert seq.durations.sum() == seq.n_frames
     assert not np.any(seq.units[1:] == seq.units[:-1])
     assert len(seq.units) < seq.n_frames  # tone segments give repeated frames

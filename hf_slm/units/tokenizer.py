@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from .audio import load_audio
 from .dedup import dedup as run_length
 from .encoders import Encoder, encoder_from_dict
+from .hub import local_or_hub
 from .hubert import HubertEncoder
 from .kmeans import assign, fit_kmeans
 
@@ -58,7 +59,7 @@ class UnitSequence:
 
     Attributes:
         units: unit ids 0..K-1 (after dedup when the tokenizer dedups).
-        durations: frames per kept unit (sums to ``n_frames``); None without dedup.
+        durations: frames per kept unit (uint32, sums to ``n_frames``); None without dedup.
         n_frames: frames before dedup.
     """
 
@@ -147,8 +148,8 @@ class SpeechTokenizer(
         units = frames.astype(np.uint16)
         if not self.dedup:
             return UnitSequence(units, None, len(units))
-        units, durations = run_length(units)
-        return UnitSequence(units, durations.astype(np.uint16), len(frames))
+        units, durations = run_length(units)  # uint32: a run can outlast uint16 (65,535 frames = 11 min at 100 Hz)
+        return UnitSequence(units, durations.astype(np.uint32), len(frames))
 
     def encode(self, wave: Any, sample_rate: int | None = None) -> UnitSequence:
         """Units of one mono wave (at ``sample_rate``, default the encoder's), or of any
@@ -198,11 +199,15 @@ class SpeechTokenizer(
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs: Any) -> SpeechTokenizer:
         """Load from a local folder or a Hub repo id (``revision=`` pins a commit); see ``ModelHubMixin``."""
-        path = str(pretrained_model_name_or_path)
-        looks_local = path.startswith(("/", "./", "../", "~")) or os.path.exists(path)
-        if looks_local and not os.path.isdir(os.path.expanduser(path)):
-            raise TokenizerFileError(f"{path}: no such tokenizer folder")
-        return super().from_pretrained(os.path.expanduser(path) if looks_local else path, **kwargs)
+        try:
+            source = local_or_hub(pretrained_model_name_or_path, "tokenizer")
+        except FileNotFoundError as e:
+            raise TokenizerFileError(f"{pretrained_model_name_or_path}: no such tokenizer folder, and not a Hub id "
+                                     "(owner/name)") from e
+        if isinstance(source, Path) and not source.is_dir():
+            raise TokenizerFileError(f"{source}: is a file; a tokenizer is a folder with {CONFIG_NAME} and "
+                                     f"{WEIGHTS_NAME}")
+        return super().from_pretrained(str(source), **kwargs)
 
     def to_config(self) -> dict[str, Any]:
         """The ``config.json`` content."""
