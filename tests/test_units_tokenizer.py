@@ -165,3 +165,25 @@ def test_mismatches_are_clear(logmel_tokenizer, tmp_path):
         SpeechTokenizer.from_pretrained(folder)
     with pytest.raises(TokenizerFileError, match="no such tokenizer folder"):
         SpeechTokenizer.from_pretrained(tmp_path / "missing")
+
+
+def test_fitted_units_separate_two_different_sounds():
+    """K-means on the frames of a low hum and of hiss: each sound gets its own unit (edge frames aside)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    hum = [(0.4 * np.sin(2 * np.pi * 180 * t + p)).astype(np.float32) for p in (0.0, 1.0)]
+    hiss = [(0.1 * rng.standard_normal(16000)).astype(np.float32) for _ in range(2)]
+    tok = SpeechTokenizer.fit(LogMelEncoder(n_mels=20, cmvn=False), hum + hiss, n_units=2, seed=0, n_init=1,
+                              dedup=False)
+    hum_units = np.concatenate([tok.encode(w).units for w in hum])
+    hiss_units = np.concatenate([tok.encode(w).units for w in hiss])
+    unit = np.bincount(hum_units, minlength=2).argmax()
+    assert (hum_units == unit).mean() > 0.9 and (hiss_units != unit).all()
+
+
+def test_a_run_longer_than_uint16_keeps_its_duration():
+    """12 minutes of silence at 100 Hz is one run of 72,000 frames: stored as uint16 it wrapped to 6,464."""
+    tok = SpeechTokenizer(LogMelEncoder(frame_rate=100, n_mels=8), np.eye(8, dtype=np.float32)[:3])
+    seq = tok.encode(np.zeros(12 * 60 * 16000, np.float32))
+    assert seq.n_frames == 72_000 and seq.units.tolist() == [seq.units[0]]
+    assert seq.durations.tolist() == [72_000] and seq.durations.dtype == np.uint32
