@@ -52,7 +52,13 @@ def load_audio_dataset(
     """
     path = Path(source)
     if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
-        ds = datasets.load_from_disk(str(path))
+        try:
+            ds = datasets.load_from_disk(str(path))
+        except IndexError as e:  # datasets cannot reopen a saved split of 0 rows
+            empty = sorted(str(p.parent) for p in path.glob("**/state.json") if not _read_json(p).get("_data_files"))
+            if not empty:
+                raise
+            raise ValueError(f"{source}: has no rows ({', '.join(empty)}: a saved dataset of 0 rows)") from e
         if isinstance(ds, datasets.DatasetDict) and split is not None:
             if split not in ds:
                 raise ValueError(f"{source}: no split {split!r}; have {sorted(ds)}")

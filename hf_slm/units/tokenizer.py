@@ -26,7 +26,6 @@ from .audio import load_audio
 from .dedup import dedup as run_length
 from .encoders import Encoder, encoder_from_dict
 from .hub import local_or_hub
-from .hubert import HubertEncoder
 from .kmeans import assign, fit_kmeans
 
 CONFIG_NAME = "config.json"
@@ -215,7 +214,7 @@ class SpeechTokenizer(
 
     def _save_pretrained(self, save_directory: Path) -> None:
         config = self.to_config()
-        if isinstance(self.encoder, HubertEncoder) and _needs_weights(self.encoder):
+        if config["encoder"]["type"] == "hubert" and _needs_weights(self.encoder):
             self.encoder.model.save_pretrained(save_directory / ENCODER_SUBFOLDER)
             config["encoder"]["subfolder"] = ENCODER_SUBFOLDER
         write_files(save_directory, config, self.centroids)
@@ -267,7 +266,7 @@ class SpeechTokenizer(
         return cls(encoder, centroids, dedup=config["dedup"] if dedup is None else dedup)
 
 
-def _needs_weights(encoder: HubertEncoder) -> bool:
+def _needs_weights(encoder: Any) -> bool:
     """A HuBERT model without a Hub id (or loaded from a local folder) is saved with the tokenizer."""
     return not encoder.model_id or os.path.isdir(encoder.model_id)
 
