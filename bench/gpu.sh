@@ -10,4 +10,6 @@ import torch; print(torch.__version__, torch.cuda.get_device_name(0) if torch.cu
 PY
 python -m pytest -q -m gpu tests 2>&1 | tail -5 | tee "$out/gpu_tests.txt"
 python bench/bench_encode.py --hubert --clips 256 --seconds 20 --batch 32 2>&1 | grep -v "utt/s" | tee "$out/encode.txt"
+python bench/bench_encode.py --hubert --clips 256 --seconds 20 --batch 32 --precision bf16 --agreement 2>&1 \
+  | grep -v "utt/s" | tee "$out/encode_bf16.txt"
 python bench/bench_train.py --sizes 20M 85M 155M 309M 823M 2>&1 | tee "$out/train.txt"

@@ -7,7 +7,15 @@ from safetensors.numpy import save_file
 from sklearn.cluster import KMeans
 from transformers import HubertConfig, HubertModel
 
-from hf_slm.units import HubertEncoder, LogMelEncoder, SpeechTokenizer, TokenizerFileError, assign, dedup
+from hf_slm.units import (
+    AudioError,
+    HubertEncoder,
+    LogMelEncoder,
+    SpeechTokenizer,
+    TokenizerFileError,
+    assign,
+    dedup,
+)
 from hf_slm.units.kmeans import fit_kmeans
 from hf_slm.units.tokenizer import _FrameReservoir
 
@@ -188,3 +196,11 @@ def test_a_run_longer_than_uint16_keeps_its_duration():
     seq = tok.encode(np.zeros(3 * 60 * 16000, np.float32))
     assert seq.n_frames == 72_000 and seq.units.tolist() == [seq.units[0]]
     assert seq.durations.tolist() == [72_000] and seq.durations.dtype == np.uint32
+
+
+def test_a_wave_with_nan_is_refused_not_encoded(logmel_tokenizer):
+    wave = speechlike(0.5)
+    wave[10] = np.nan
+    with pytest.raises(AudioError, match="1 of 8000 samples are NaN or infinite") as err:
+        logmel_tokenizer.encode(wave)
+    assert err.value.reason == "non_finite"

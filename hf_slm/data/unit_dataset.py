@@ -240,7 +240,7 @@ def render_card(split_names: list[str], info: UnitDatasetInfo, pretty_name: str)
         f"{info.frame_rate:g} Hz, dedup {'on' if info.dedup else 'off'}.\n\n"
         "| hours | utterances | frames | tokens | tokens / frame |\n|---|---|---|---|---|\n"
         f"| {info.hours:.2f} | {info.utterances} | {info.frames} | {info.tokens} | {info.dedup_ratio:.3f} |\n\n"
-        f"Skipped audio: {skipped}.\n\nColumns: `id`, `units` (uint16), `durations`, `n_frames`, `seconds` "
+        f"Skipped audio: {skipped}.\n\nColumns: `id`, `units` (uint16), `durations` (uint32), `n_frames`, `seconds` "
         "(contract 1 of hf_slm). Load with `datasets.load_dataset(<this folder or repo id>)`.\n"
         + ("" if not info.unigram else
            f"\nUnigram compression: column `tokens` holds ids of the tokenizer in `{info.unigram['tokenizer']}` "

@@ -22,7 +22,7 @@ from huggingface_hub import ModelHubMixin, hf_hub_download
 from safetensors.numpy import load_file, save_file
 from tqdm.auto import tqdm
 
-from .audio import load_audio
+from .audio import AudioError, load_audio
 from .dedup import dedup as run_length
 from .encoders import Encoder, encoder_from_dict
 from .hub import local_or_hub
@@ -121,8 +121,13 @@ class SpeechTokenizer(
     # ---- encoding -------------------------------------------------------------------------------------
 
     def _wave(self, wave: Any, sample_rate: int | None) -> np.ndarray:
-        if isinstance(wave, np.ndarray) and sample_rate in (None, self.sample_rate):
-            return wave.astype(np.float32, copy=False)
+        """A float32 wave at the encoder's rate; any NaN/Inf sample raises ``AudioError`` (never encoded)."""
+        if isinstance(wave, np.ndarray) and wave.ndim == 1 and sample_rate in (None, self.sample_rate):
+            wave = wave.astype(np.float32, copy=False)
+            if not np.isfinite(wave).all():
+                bad = wave.size - int(np.count_nonzero(np.isfinite(wave)))
+                raise AudioError(f"<wave>: {bad} of {wave.size} samples are NaN or infinite", "non_finite")
+            return wave
         if isinstance(wave, (np.ndarray, torch.Tensor, list)):
             wave = (np.asarray(wave, dtype=np.float32), sample_rate or self.sample_rate)
         return load_audio(wave, self.sample_rate)
