@@ -86,9 +86,10 @@ def main(argv: list[str] | None = None) -> int:
 
     state = process_state()  # under `accelerate launch` / torchrun, each process encodes its own shards
     try:
+        precision = {"dtype": args.precision} if args.precision else {}
         tokenizer = SpeechTokenizer.from_pretrained(
-            args.tokenizer, revision=args.tokenizer_revision, dtype=args.precision,
-            device=str(state.device) if state.device.type == "cuda" else None)
+            args.tokenizer, revision=args.tokenizer_revision,
+            device=str(state.device) if state.device.type == "cuda" else None, **precision)
     except (OSError, ValueError) as err:
         return _fail(f"cannot load tokenizer {args.tokenizer!r}: {err}")
     source = kwargs.pop("source")
