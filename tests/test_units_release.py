@@ -122,7 +122,7 @@ def test_normalize_is_the_release_layer_norm_over_the_whole_wave():
 
 
 def test_bf16_is_an_option_and_its_unit_agreement_is_measured():
-    waves = [speechlike(1.0, seed=10 + i) for i in range(4)]
+    waves = [speechlike(1.0, seed=10 + i) for i in range(2)]
     fp32 = HubertEncoder(tiny_hubert(), layer=2, device="cpu")
     bf16 = HubertEncoder(tiny_hubert(), layer=2, device="cpu", dtype="bf16")
     f32, f16 = fp32.encode_batch(waves), bf16.encode_batch(waves)
@@ -133,7 +133,7 @@ def test_bf16_is_an_option_and_its_unit_agreement_is_measured():
     b = np.concatenate([tokenizer.units_of(f).units for f in f16])
     agreement = float((a == b).mean())
     print(f"bf16 vs fp32 unit agreement (tiny random HuBERT, K=16, {len(a)} frames): {agreement:.3f}")
-    assert len(a) == 4 * 24 and agreement >= 0.9
+    assert len(a) == 2 * 24 and agreement >= 0.9
 
 
 def test_dedup_with_eos_gives_the_release_codes():
