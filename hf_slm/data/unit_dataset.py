@@ -288,11 +288,14 @@ def _local_card(folder: Path) -> str:
 
 def load_unit_info(path_or_id: str | Path, revision: str | None = None) -> UnitDatasetInfo:
     """Read the ``hf_slm`` block of a unit dataset's card (local folder or Hub dataset id)."""
-    meta = _card_metadata(path_or_id, revision)[CARD_KEY]
+    return _info(_card_metadata(path_or_id, revision), path_or_id)
+
+
+def _info(meta: dict[str, Any], where: str | Path) -> UnitDatasetInfo:
     try:
-        return UnitDatasetInfo(**meta)
+        return UnitDatasetInfo(**meta[CARD_KEY])
     except TypeError as e:
-        raise SchemaError(f"{path_or_id}: README.md '{CARD_KEY}' block does not match UnitDatasetInfo ({e})") from e
+        raise SchemaError(f"{where}: README.md '{CARD_KEY}' block does not match UnitDatasetInfo ({e})") from e
 
 
 def _local_data_files(folder: Path, meta: dict[str, Any]) -> dict[str, list[str]]:
@@ -322,7 +325,7 @@ def load_unit_dataset(
     """
     source = local_or_hub(path_or_id, "unit dataset")
     meta = _card_metadata(source, revision=revision)
-    info = load_unit_info(source, revision=revision)
+    info = _info(meta, path_or_id)
     if isinstance(source, Path):
         data_files = _local_data_files(source, meta)
         if split is not None and split not in data_files:
