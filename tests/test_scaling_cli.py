@@ -22,8 +22,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-@pytest.fixture()
-def table(tmp_path):
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("cli")
     rng = np.random.default_rng(0)
     N = np.repeat([20e6, 85e6, 155e6, 309e6, 823e6], 5)
     D = N * np.tile([4, 8, 16, 32, 64], 5)
@@ -43,14 +44,23 @@ def _run(parser, argv) -> int:
     return args.func(args)
 
 
-def test_fit_chinchilla_json_with_bootstrap(parser, table, tmp_path):
-    out, png = tmp_path / "fit.json", tmp_path / "iso.png"
-    assert _run(parser, ["fit", str(table), *MAP, "--bootstrap", "20", "--json", str(out), "--plot", str(png)]) == 0
+@pytest.fixture(scope="module")
+def fitted(table):
+    """One eq.4 fit with 20 bootstrap resamples, its JSON and iso-loss plot (shared by the fit and plan tests)."""
+    p = argparse.ArgumentParser(prog="hf-slm")
+    register(p.add_subparsers())
+    out, png = table.parent / "fit.json", table.parent / "iso.png"
+    assert _run(p, ["fit", str(table), *MAP, "--bootstrap", "20", "--json", str(out), "--plot", str(png)]) == 0
+    return out, png
+
+
+def test_fit_chinchilla_json_with_bootstrap(fitted):
+    out, png = fitted
     payload = json.loads(out.read_text())
     for name in ("E", "A", "B", "alpha", "beta"):
         entry = payload[name]
         assert entry["ci_low"] <= entry["value"] <= entry["ci_high"]
-    assert payload["alpha"]["value"] == pytest.approx(SPEECH_2024["alpha"], abs=0.1)
+    assert payload["alpha"]["value"] == pytest.approx(SPEECH_2024["alpha"], abs=0.06)  # 0.299 reached
     assert payload["allocation"]["a"] + payload["allocation"]["b"] == pytest.approx(1.0)
     assert len(payload["bootstrap"]["samples"]["E"]) == payload["bootstrap"]["n_valid"] > 10
     assert png.stat().st_size > 10_000
@@ -62,7 +72,7 @@ def test_fit_fix_holds_constants(parser, table, tmp_path):
     payload = json.loads(out.read_text())
     assert payload["E"] == 1.73 and payload["alpha"] == 0.25
     assert payload["fixed"] == {"E": 1.73, "alpha": 0.25}
-    assert payload["beta"] == pytest.approx(0.24, abs=0.05)
+    assert payload["beta"] == pytest.approx(0.24, abs=0.005)  # 0.2408 reached
 
 
 def test_fit_power_on_metric(parser, table, tmp_path):
@@ -76,9 +86,8 @@ def test_fit_power_on_metric(parser, table, tmp_path):
     assert json.loads(out_loss.read_text())["gamma"]["value"] < 0
 
 
-def test_plan_from_fit_json_and_runs(parser, table, tmp_path, capsys):
-    fit = tmp_path / "fit.json"
-    _run(parser, ["fit", str(table), *MAP, "--bootstrap", "15", "--json", str(fit)])
+def test_plan_from_fit_json_and_runs(parser, table, fitted, tmp_path, capsys):
+    fit = fitted[0]
     plan_path = tmp_path / "plan.json"
     assert _run(parser, ["plan", str(fit), "--loss", "2.2", "--json", str(plan_path)]) == 0
     plan = json.loads(plan_path.read_text())
@@ -212,7 +221,8 @@ def _rule_table() -> pd.DataFrame:
 def test_fit_rule_is_the_default_and_all_runs_differs(tmp_path, capsys):
     _rule_table().to_csv(tmp_path / "runs.csv", index=False)
     ruled, everything = tmp_path / "rule.json", tmp_path / "all.json"
-    code, out, _ = _main(["fit", tmp_path / "runs.csv", "--json", ruled], capsys)
+    fix = ["--fix", *(f"{k}={SPEECH_2024[k]}" for k in ("E", "A", "B"))]  # fit the exponents only: fast
+    code, out, _ = _main(["fit", tmp_path / "runs.csv", *fix, "--json", ruled], capsys)
     assert code == 0
     assert "more than 5,000 planned updates, at most 1 epoch, duplicates removed; kept 8 of 11 runs" in out
     assert "dropped short: 5,000 planned updates (needs more than 5,000)" in out
@@ -220,14 +230,14 @@ def test_fit_rule_is_the_default_and_all_runs_differs(tmp_path, capsys):
     assert "dropped r0-again: duplicate of r0 (same N, D, U)" in out
     fit = json.loads(ruled.read_text())
     assert fit["n_points"] == 8 and sorted(fit["selection"]["dropped"]) == ["4ep", "r0-again", "short"]
-    for name in ("E", "A", "B", "alpha", "beta"):  # noise-free runs of the law: recovered exactly
-        assert fit[name] == pytest.approx(SPEECH_2024[name], rel=1e-3)
+    for name in ("alpha", "beta"):  # noise-free runs of the law: recovered exactly
+        assert fit[name] == pytest.approx(SPEECH_2024[name], rel=1e-6)
 
-    code, out, _ = _main(["fit", tmp_path / "runs.csv", "--all-runs", "--json", everything], capsys)
-    assert code == 0 and "no selection rule" in out and "left out 1 multi-epoch rows" in out
+    code, out, _ = _main(["fit", tmp_path / "runs.csv", *fix, "--all-runs", "--json", everything], capsys)
+    assert code == 0 and "runs: all 11 (no selection rule" in out and "left out 1 multi-epoch rows" in out
     fit_all = json.loads(everything.read_text())
     assert fit_all["n_points"] == 10  # the short run and the repeat enter, the 4-epoch run never enters eq.4
-    assert abs(fit_all["E"] - SPEECH_2024["E"]) > 0.01  # the short, off-law runs pull the fit away
+    assert abs(fit_all["alpha"] - SPEECH_2024["alpha"]) > 0.01  # the short, off-law runs pull the fit away
 
 
 def test_rule_threshold_is_an_option(tmp_path, capsys):

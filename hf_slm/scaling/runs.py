@@ -63,14 +63,16 @@ def planned_updates(rec: Mapping) -> float | None:
     cfg = rec.get("config") or {}
     if not isinstance(cfg, Mapping):
         return None
-    batch, block = cfg.get("batch_size"), cfg.get("block_size")
-    if batch is None and cfg.get("size") is not None:
-        batch = _table1_batch(str(cfg["size"]))
-    tokens = cfg.get("tokens")
+    block, tokens = cfg.get("block_size"), cfg.get("tokens")
     if tokens is None and cfg.get("tokens_per_param") is not None and rec.get("N") is not None:
         tokens = float(cfg["tokens_per_param"]) * float(rec["N"])
     tokens = rec.get("D") if tokens is None else tokens
-    if not (batch and block and tokens):
+    if not (block and tokens):
+        return None
+    batch = cfg.get("batch_size")
+    if batch is None and cfg.get("size") is not None:
+        batch = _table1_batch(str(cfg["size"]))
+    if not batch:
         return None
     return float(np.ceil(float(tokens) / (float(batch) * float(block))))
 

@@ -52,6 +52,7 @@ class RunSelection:
     kept: list[str]
     unknown_updates: list[str]
     rule: FitRunRule | None
+    no_updates: bool = False  # no run of the table says how many updates it planned
 
     def describe(self, limit: int = 25) -> list[str]:
         """Human-readable lines: the rule, how many runs it kept, and (up to ``limit``) each dropped run with
@@ -64,7 +65,7 @@ class RunSelection:
         lines += [f"  dropped {run}: {reason}" for run, reason in dropped[:limit]]
         if len(dropped) > limit:
             lines.append(f"  ... and {len(dropped) - limit} more dropped runs")
-        if self.unknown_updates and len(self.unknown_updates) == n_runs:
+        if self.no_updates:
             lines.append("  planned updates unknown for every run (no 'updates' column, no stats.n_steps): "
                          "the update threshold was not applied")
         elif self.unknown_updates:
@@ -144,4 +145,5 @@ def select_fit_runs(df: pd.DataFrame, rule: FitRunRule | None = PAPER_RULE) -> R
                 first[key] = run
     kept = [r for r in order if r not in dropped]
     rows = df[ids.isin(kept).to_numpy()].reset_index(drop=True)
-    return RunSelection(rows, dropped, kept, [r for r in unknown if r in kept], rule)
+    return RunSelection(rows, dropped, kept, [r for r in unknown if r in kept], rule,
+                        no_updates=len(unknown) == len(order))
