@@ -141,6 +141,12 @@ def test_fit_reports_dropped_rows_and_refuses_too_few_points(tmp_path, capsys):
     df.to_csv(tmp_path / "neg.csv", index=False)
     code, out, _ = _main(["fit", tmp_path / "neg.csv", "--law", "power", "--envelope", "none"], capsys)
     assert code == 0 and "dropped 1 of 8 rows" in out and "r0 (loss=-1.0)" in out
+    # text in a metric column is a dropped row too, named with its value
+    df = _speech_table(8, sblimp=[0.5, 0.52, "abc", 0.55, 0.56, 0.57, 0.58, 0.6])
+    df.to_csv(tmp_path / "text.csv", index=False)
+    code, out, _ = _main(["fit", tmp_path / "text.csv", "--law", "power", "--y", "sblimp", "--envelope", "none"],
+                         capsys)
+    assert code == 0 and "dropped 1 of 8 rows" in out and "r2 (sblimp=abc)" in out
     # two points on the envelope are not a fit of 2 constants
     df = _speech_table(2)
     df.to_csv(tmp_path / "two.csv", index=False)

@@ -188,18 +188,22 @@ def prepare(df, args, columns: list[str], rule, law_name: str, echo: bool = True
     selection = select_fit_runs(df, rule)
     notes = selection.describe()
     data = selection.rows
-    values = data[columns].to_numpy(dtype=float)
-    ok = np.isfinite(values).all(axis=1) & (values > 0).all(axis=1)
+    import pandas as pd
+
+    numeric = data[columns].apply(pd.to_numeric, errors="coerce")  # text in a value column counts as missing
+    good = np.isfinite(numeric.to_numpy(dtype=float)) & (numeric.to_numpy(dtype=float) > 0)
+    ok = good.all(axis=1)
     dropped_rows = []
     for i in np.flatnonzero(~ok):
-        bad = ", ".join(f"{c}={data.at[i, c]}" for c in columns
-                        if not (np.isfinite(float(data.at[i, c])) and float(data.at[i, c]) > 0))
+        bad = ", ".join(f"{c}={data.at[i, c]}" for j, c in enumerate(columns) if not good[i, j])
         dropped_rows.append(f"{_row_name(data, i)} ({bad})")
     if dropped_rows:
         notes.append(f"dropped {len(dropped_rows)} of {len(data)} rows with a missing, non-finite or "
                      f"non-positive {'/'.join(columns)}: " + "; ".join(dropped_rows[:10])
                      + (f"; ... ({len(dropped_rows) - 10} more)" if len(dropped_rows) > 10 else ""))
     data = data[ok].reset_index(drop=True)
+    for col in columns:
+        data[col] = pd.to_numeric(data[col])
     if echo:
         _print_notes(notes)
     if data.empty:

@@ -59,35 +59,23 @@ def _two_loop(g: np.ndarray, s: np.ndarray, y: np.ndarray, rho: np.ndarray, orde
 
 
 def _line_search(fun: BatchedFun, x: np.ndarray, f: np.ndarray, g: np.ndarray, d: np.ndarray,
-                 rows: np.ndarray, c1: float = 1e-4, max_halvings: int = 40, block: int = 8):
-    """Backtracking Armijo search from step 1, batched; returns new x, f, g and a success mask.
-
-    Every row tries the full step first (most accept it). Rows that do not try the next ``block`` halvings
-    in one batched call (values only), take the largest step that satisfies Armijo, and get their gradient
-    there: the same step sequential halving would take, in a few calls instead of one per halving.
-    """
+                 rows: np.ndarray, c1: float = 1e-4, max_halvings: int = 40):
+    """Backtracking Armijo search from step 1, batched; returns new x, f, g and a success mask."""
+    t = np.ones(len(x))
     slope = np.einsum("sp,sp->s", g, d)
-    xt = x + d
-    ft, gt = fun(xt, rows)
-    good = ft <= f + c1 * slope
-    x_new, f_new, g_new = np.where(good[:, None], xt, x), np.where(good, ft, f), np.where(good[:, None], gt, g)
-    ok = good.copy()
-    todo = np.flatnonzero(~good)
-    k0 = 1
-    while todo.size and k0 < max_halvings:
-        steps = 0.5 ** np.arange(k0, min(k0 + block, max_halvings))
-        n_steps, m = len(steps), len(todo)
-        trial = x[todo][:, None, :] + steps[None, :, None] * d[todo][:, None, :]
-        f_trial = fun(trial.reshape(m * n_steps, -1), np.repeat(rows[todo], n_steps), grad=False)[0]
-        accept = f_trial.reshape(m, n_steps) <= f[todo][:, None] + c1 * steps[None, :] * slope[todo][:, None]
-        found = accept.any(axis=1)
-        idx = todo[found]
-        if idx.size:
-            xs = x[idx] + steps[accept[found].argmax(axis=1)][:, None] * d[idx]
-            fs, gs = fun(xs, rows[idx])
-            x_new[idx], f_new[idx], g_new[idx], ok[idx] = xs, fs, gs, True
-        todo = todo[~found]
-        k0 += n_steps
+    x_new, f_new, g_new = x.copy(), f.copy(), g.copy()
+    ok = np.zeros(len(x), dtype=bool)
+    todo = np.arange(len(x))
+    for _ in range(max_halvings):
+        xt = x[todo] + t[todo, None] * d[todo]
+        ft, gt = fun(xt, rows[todo])
+        good = ft <= f[todo] + c1 * t[todo] * slope[todo]
+        idx = todo[good]
+        x_new[idx], f_new[idx], g_new[idx], ok[idx] = xt[good], ft[good], gt[good], True
+        todo = todo[~good]
+        if todo.size == 0:
+            break
+        t[todo] *= 0.5
     return x_new, f_new, g_new, ok
 
 
@@ -95,8 +83,8 @@ def batched_lbfgs(fun: BatchedFun, x0: np.ndarray, max_iter: int = 500, history:
                   ftol: float = 1e-12, gtol: float = 1e-10) -> LBFGSResult:
     """Minimise ``fun`` from every row of ``x0`` (shape ``(S, P)``) with independent L-BFGS runs.
 
-    ``fun(x, rows, grad=True) -> (f (s,), g (s, P) or None)`` evaluates the rows ``rows`` (indices into
-    ``x0``, repeated when several points of one row are tried at once) at points ``x`` (shape ``(s, P)``). A row stops when its relative decrease falls below ``ftol`` (as scipy's
+    ``fun(x, rows) -> (f (s,), g (s, P))`` evaluates the rows ``rows`` (indices into ``x0``) at points
+    ``x`` (shape ``(s, P)``). A row stops when its relative decrease falls below ``ftol`` (as scipy's
     ``factr``), its gradient's max-norm below ``gtol``, or its line search fails.
     """
     x = np.array(x0, dtype=float, copy=True)
