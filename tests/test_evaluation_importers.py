@@ -93,6 +93,8 @@ def test_zerospeech_lexical_dev_and_scoring(release, tmp_path):
                  "--no-progress"]) == 0
     result = json.loads((tmp_path / "r.json").read_text())["results"]["swuggy"]
     assert result["n_items"] == 3 and result["n_pairs"] == 2 and result["scoring"] == "paper"
+    H.tiny_llama(8).save_pretrained(tmp_path / "model-k8")  # a model of another speech tokenizer
+    assert main(["eval", str(tmp_path / "model-k8"), "--benchmark", f"swuggy={out}", "--no-progress"]) == 2
 
 
 def test_spoken_and_topic_storycloze_and_salmon(release, tmp_path):
