@@ -169,3 +169,29 @@ def test_eval_cli_module_stays_light():
             "c.register(p.add_subparsers()); "
             "assert not {'torch', 'transformers', 'datasets'} & set(sys.modules), sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], check=True)
+
+
+def test_processes_split_the_candidates_and_gather_the_same_scores(monkeypatch):
+    """What ``accelerate launch recipes/eval.py`` does (checked by hand under torchrun with 2 gloo processes):
+    each process scores every 2nd row of the length order; the gathered scores equal one process's."""
+    from types import SimpleNamespace
+
+    import accelerate.utils
+
+    model = H.tiny_llama(K)
+    rng = np.random.default_rng(3)
+    seqs = [rng.integers(0, K, int(rng.integers(2, 20))).tolist() for _ in range(11)]
+    shards = {}
+
+    def gather(part):
+        shards[len(shards)] = list(part)
+        return [x for shard in shards.values() for x in shard]
+
+    monkeypatch.setattr(accelerate.utils, "gather_object", gather)
+    with pytest.raises(RuntimeError, match="scored by no process"):
+        sequence_logprobs(model, seqs, [[K]] * 11, state=SimpleNamespace(num_processes=2, process_index=0))
+    both = sequence_logprobs(model, seqs, [[K]] * 11, state=SimpleNamespace(num_processes=2, process_index=1))
+    assert sorted(len(s) for s in shards.values()) == [5, 6]
+    alone = sequence_logprobs(model, seqs, [[K]] * 11)
+    assert [n for _, n in both] == [n for _, n in alone]
+    np.testing.assert_allclose([s for s, _ in both], [s for s, _ in alone], rtol=1e-6)
