@@ -9,6 +9,7 @@ candidates between them; the main process writes the results.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Mapping
@@ -116,6 +117,32 @@ def evaluate_model(
     results in its ``model-index``, unless ``update_run`` is false. ``state`` (an ``accelerate.PartialState``)
     splits the scoring over processes; only the main process writes files.
     """
+    with _library_progress_bars(progress):
+        return _evaluate_model(model, benchmarks, scoring, output, n_units, tokenizer, split, revision, batch_size,
+                               max_tokens, device, update_run, repo_id, use_evaluate, state, progress)
+
+
+@contextlib.contextmanager
+def _library_progress_bars(enabled: bool):
+    """Silence the loading bars of datasets and transformers when progress is off (restored afterwards)."""
+    from datasets.utils import logging as ds_logging
+    from transformers.utils import logging as tf_logging
+
+    was_ds, was_tf = ds_logging.is_progress_bar_enabled(), tf_logging.is_progress_bar_enabled()
+    if not enabled:
+        ds_logging.disable_progress_bar()
+        tf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_ds:
+            ds_logging.enable_progress_bar()
+        if was_tf:
+            tf_logging.enable_progress_bar()
+
+
+def _evaluate_model(model, benchmarks, scoring, output, n_units, tokenizer, split, revision, batch_size, max_tokens,
+                    device, update_run, repo_id, use_evaluate, state, progress) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from hf_slm.training.record import code_version

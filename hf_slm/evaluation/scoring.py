@@ -55,37 +55,44 @@ def _fit_to_context(prefix: list[int], seq: list[int], max_length: int | None, n
 def _score_batch(
     model: torch.nn.Module, rows: list[tuple[list[int], int]], device: torch.device
 ) -> list[Score]:
-    """Score a batch of ``(ids, first_scored_position)`` rows, right-padded (pad positions are masked)."""
+    """Score a batch of ``(ids, first_scored_position)`` rows, right-padded.
+
+    No attention mask is passed: with right padding a causal LM's real positions only ever attend to real
+    positions before them, so their logits are those of the unpadded row, and the forward keeps the fused causal
+    attention kernel. Padded positions are left out of the sums.
+    """
     width = max(len(ids) for ids, _ in rows)
     input_ids = torch.zeros((len(rows), width), dtype=torch.long)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)
     scored = torch.zeros((len(rows), width), dtype=torch.bool)
     for i, (ids, start) in enumerate(rows):
         input_ids[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        attention[i, : len(ids)] = 1
         scored[i, start : len(ids)] = True
-    input_ids, attention = input_ids.to(device), attention.to(device)
+    input_ids = input_ids.to(device, non_blocking=True)
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     )
     with autocast:
-        logits = model(input_ids=input_ids, attention_mask=attention).logits
+        logits = model(input_ids=input_ids, use_cache=False).logits
     # -cross_entropy is log_softmax + gather in one kernel, in fp32 whatever the autocast dtype
     token_lp = -F.cross_entropy(logits[:, :-1].float().transpose(1, 2), input_ids[:, 1:], reduction="none")
-    mask = scored[:, 1:].to(device)
+    mask = scored[:, 1:].to(device, non_blocking=True)
     sums = torch.where(mask, token_lp.double(), 0.0).sum(dim=1).cpu()
     counts = mask.sum(dim=1).cpu()
     return [(float(s), int(n)) for s, n in zip(sums.tolist(), counts.tolist(), strict=True)]
 
 
-def _batches(order: list[int], lengths: list[int], batch_size: int, max_tokens: int | None) -> list[list[int]]:
-    """Consecutive rows of ``order`` (longest first) with at most ``batch_size`` rows and, when set, at most
-    ``max_tokens`` padded tokens per batch (a row longer than ``max_tokens`` gets a batch of its own)."""
+def _batches(
+    order: list[int], lengths: list[int], batch_size: int, max_tokens: int | None, min_fill: float = 0.8
+) -> list[list[int]]:
+    """Consecutive rows of ``order`` (longest first): at most ``batch_size`` rows and, when set, at most
+    ``max_tokens`` padded tokens per batch (a longer row gets a batch of its own); a row shorter than ``min_fill``
+    of the batch's width starts a new batch, so padding stays under ~20 % of a batch."""
     batches: list[list[int]] = []
     current: list[int] = []
     for i in order:
         width = lengths[current[0]] if current else lengths[i]
-        if current and (len(current) >= batch_size or (max_tokens and (len(current) + 1) * width > max_tokens)):
+        full = len(current) >= batch_size or (max_tokens and (len(current) + 1) * width > max_tokens)
+        if current and (full or lengths[i] < min_fill * width):
             batches.append(current)
             current = []
         current.append(i)
@@ -118,7 +125,7 @@ def sequence_logprobs(
 
     Each ``sequences[i]`` is scored conditioned on ``prefix[i]`` (whose tokens are context only). Without a
     prefix, the first token of a sequence has no context and is not scored. Rows are sorted by length and
-    batched with right padding and an attention mask (at most ``batch_size`` rows and, when ``max_tokens`` is
+    batched with right padding (at most ``batch_size`` rows and, when ``max_tokens`` is
     set, at most that many padded tokens per batch), and returned in input order. Runs under
     ``torch.inference_mode`` in eval mode (the model's mode is restored), bf16 autocast on CUDA, fp32 on CPU.
 
