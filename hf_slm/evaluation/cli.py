@@ -71,7 +71,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer", metavar="ID", help="text tokenizer of a text LM (default: the model's own)")
     p.add_argument("--split", help="benchmark split (default: the only one, else test / dev / validation)")
     p.add_argument("--revision", help="Hub revision of the model (a commit, branch or tag)")
-    p.add_argument("--batch-size", type=int, default=32, help="most candidates per forward pass (default 32)")
+    p.add_argument("--batch-size", type=int, default=256, help="most candidates per forward pass (default 256)")
     p.add_argument("--max-tokens", type=int, default=32768,
                    help="most padded tokens per forward pass (default 32768; lower it if memory runs out)")
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")

@@ -100,7 +100,7 @@ def evaluate_model(
     tokenizer: str | None = None,
     split: str | None = None,
     revision: str | None = None,
-    batch_size: int = 32,
+    batch_size: int = 256,
     max_tokens: int | None = 32768,
     device: str | torch.device | None = None,
     update_run: bool = True,
