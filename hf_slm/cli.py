@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "convert a checkpoint of the paper's code (tiagoCuervo/slm_scaling) to LlamaForCausalLM"),
     "fit": ("hf_slm.scaling.cli", "fit a scaling law (eq.4, eq.7/8 or a power law) to a run table"),
     "plan": ("hf_slm.scaling.cli", "compute, N and D needed to reach a target loss or metric value"),
+    "eval": ("hf_slm.evaluation.cli",
+             "score a model on sBLIMP / sWUGGY / spoken and topic StoryCloze / SALMon / text benchmarks"),
+    "build-benchmark": ("hf_slm.evaluation.cli",
+                        "import a released benchmark (sLM21, sSC/tSC, SALMon, BLiMP...) as a dataset"),
 }
 
 USAGE_ERRORS: tuple[type[BaseException], ...] = (
