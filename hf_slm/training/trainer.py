@@ -461,7 +461,7 @@ def check_finite(accelerator: Accelerator, step: int, loss: torch.Tensor, grad_n
         where = f"the last good checkpoint is {kept}" if kept else "no checkpoint was saved before it"
         raise TrainingDiverged(
             f"step {step + 1}: training diverged ({what} {float(loss):.4g}, gradient norm {float(grad_norm):.4g}); "
-            f"stopped before applying it, nothing saved; {where}. Lower lr (now in the config) or raise warm-up")
+            f"stopped before applying it, nothing saved; {where}. Lower lr or lengthen the warm-up")
 
 
 def save_tokenizer(tokens: TokenSource, path: Path) -> None:
