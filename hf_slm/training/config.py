@@ -296,7 +296,10 @@ def _coerce(key: str, value: Any, hint: Any, where: str) -> Any:
 
 
 def _type_name(hint: Any) -> str:
-    return str(hint).replace("typing.", "").replace("hf_slm.training.config.", "")
+    """``float``, ``int | None``, ``list[MixEntry]``: the hint as one writes it."""
+    if isinstance(hint, type):
+        return hint.__name__
+    return str(hint).replace("typing.", "").replace("hf_slm.training.config.", "").replace("hf_slm.data.store.", "")
 
 
 def _dataset_spec(item: Any, index: int) -> DatasetSpec:
