@@ -219,6 +219,9 @@ def test_unigram_compressed_datasets_train_with_the_tokenizer_s_vocabulary(tmp_p
     assert (len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id) == (P + 2, P, P + 1)
     model = LlamaForCausalLM.from_pretrained(tmp_path / "run" / "model")
     assert (model.config.vocab_size, model.config.eos_token_id, model.config.pad_token_id) == (P + 2, P, P + 1)
+    from hf_slm.training.hub import render_model_card
+
+    assert f"unigram tokenizer of {P} pieces" in render_model_card(record, "me/uni")
     with pytest.raises(ValueError, match="token_type='units' but the training tokens are 'unigram'"):
         from hf_slm.training import train
 
