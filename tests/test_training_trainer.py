@@ -65,11 +65,14 @@ def _assert_same_run(straight, resumed, tmp_path, name):
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
-def test_resume_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("sampling", ["paper", "sequential"])
+def test_resume_equals_uninterrupted(tmp_path, sampling):
     train_data, test_data = _data()
-    straight = train(_config(tmp_path, "straight", checkpoint_every=3), train_data, test_data, progress=False)
+    straight = train(_config(tmp_path, "straight", checkpoint_every=3, sampling=sampling), train_data, test_data,
+                     progress=False)
+    assert straight.stats["sampling"] == sampling
 
-    cfg = _config(tmp_path, "resumed", checkpoint_every=3)
+    cfg = _config(tmp_path, "resumed", checkpoint_every=3, sampling=sampling)
     stopped = train(TrainConfig(**{**cfg.__dict__, "stop_after": 4}), train_data, test_data, progress=False)
     assert not stopped.finished and stopped.stats["steps"] == 4
     assert not (tmp_path / "resumed" / "run.json").exists()
@@ -123,6 +126,9 @@ def test_bf16_on_gpu(tmp_path):
     train_data, test_data = _data()
     record = train(_config(tmp_path, mixed_precision="bf16", tokens=10 * 4 * T), train_data, test_data, progress=False)
     assert record.finished and math.isfinite(record.loss)
+    compiled = train(_config(tmp_path, "compiled", mixed_precision="bf16", tokens=10 * 4 * T, compile=True),
+                     train_data, test_data, progress=False)  # torch.compile with the shifted-targets loss
+    assert compiled.loss == pytest.approx(record.loss, rel=0.05)
 
 
 def test_micro_batch_is_the_whole_batch_without_cuda(tmp_path):

@@ -390,6 +390,7 @@ def train(
                     train_loss += loss.detach() / grad_accum
                     if accelerator.sync_gradients:
                         norm = accelerator.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf)
+                        norm = torch.zeros(()) if norm is None else norm  # engines that clip inside their step
                         check_finite(accelerator, step, train_loss, norm, out)
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
