@@ -21,6 +21,9 @@ import json
 import math
 import shutil
 import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -371,6 +374,9 @@ def train(
     model.train()
     window_seconds, window_steps = 0.0, 0
     stop_at = min(sampler.n_steps, config.stop_after or sampler.n_steps)
+    first = rank * (B // P)  # this process's share of each step's sequences, read ahead on a thread
+    batches = read_ahead(sampler.batch, ((s, first + m * micro, first + (m + 1) * micro)
+                                         for s in range(state.step, stop_at) for m in range(grad_accum)))
     try:
         while state.step < stop_at:
             t0 = time.perf_counter()
@@ -378,10 +384,9 @@ def train(
             lr = lr_at(step, sampler.n_steps, warmup, config.lr, config.min_lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            first = rank * (B // P)  # this process's share of the step's sequences
             train_loss = torch.zeros((), device=accelerator.device)
-            for m in range(grad_accum):
-                batch = to_batch(sampler.batch(step, first + m * micro, first + (m + 1) * micro), accelerator.device)
+            for _ in range(grad_accum):
+                batch = to_batch(next(batches), accelerator.device)
                 # accumulate(): gradients sync and optimizer.step() / zero_grad() act on the last micro-batch only;
                 # backward() divides the loss by grad_accum, so the update is the mean over the global batch.
                 with accelerator.accumulate(model):
@@ -427,6 +432,7 @@ def train(
             state.curve.append(curve_point(state.step, sampler, N, test_loss))
             accelerator.log({"test/loss": test_loss}, step=state.step)
     finally:
+        batches.close()
         bar.close()
         if config.tracker:
             accelerator.end_training()
@@ -447,6 +453,19 @@ def train(
             record.save(out)
             shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     return record
+
+
+def read_ahead(read, keys: Iterator[tuple], depth: int = 2) -> Iterator[Batch]:
+    """``read(*key)`` for every key, in order, computed up to ``depth`` keys ahead on one background thread, so
+    that the memory-mapped reads overlap the GPU's work (the reads are pure functions of the key)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
+        pending: deque = deque()
+        for key in keys:
+            pending.append(pool.submit(read, *key))
+            if len(pending) > depth:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def check_finite(accelerator: Accelerator, step: int, loss: torch.Tensor, grad_norm: torch.Tensor, out: Path,
