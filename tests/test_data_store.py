@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import mmap
 import runpy
 from pathlib import Path
 from types import SimpleNamespace
@@ -59,7 +60,9 @@ def test_pack_writes_every_utterance_then_eos_shard_by_shard(mix, tmp_path):
     for d in range(3):  # in order, each utterance followed by EOS, nothing lost or repeated
         np.testing.assert_array_equal(_dataset_stream(train, d), expected_train[d])
         np.testing.assert_array_equal(_dataset_stream(test, d), expected_test[d])
-    assert train.n_segments > 3 and isinstance(train.segment(0), np.memmap) and train.segment(0).dtype == np.uint16
+    segment = train.segment(0)
+    assert train.n_segments > 3 and segment.dtype == np.uint16 and not segment.flags.writeable
+    assert isinstance(getattr(segment.base, "obj", segment.base), mmap.mmap)  # mapped, not read into memory
     for i in range(train.n_segments):  # the utterance index: every utterance ends at an EOS
         offsets = train.utterance_offsets(i)
         assert offsets[-1] == train.lengths[i] and (np.asarray(train.segment(i))[offsets[1:] - 1] == K).all()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import re
 import time
@@ -563,7 +564,7 @@ class TokenStore:
         self.lengths = np.array([s["tokens"] for s in self.shards], dtype=np.int64)
         self.segment_datasets = np.array([s["dataset"] for s in self.shards], dtype=np.int64)
         self.vocabulary = Vocabulary(self.manifest["vocabulary"]["n_ids"], self.manifest["vocabulary"]["kind"])
-        self._maps: dict[int, np.memmap] = {}
+        self._maps: dict[int, np.ndarray] = {}
 
     def __repr__(self) -> str:
         return f"TokenStore({str(self.root)!r}, {self.split!r}: {self.n_tokens:,} tokens in {self.n_segments} shards)"
@@ -591,7 +592,8 @@ class TokenStore:
         return self.root / unigram["path"] if unigram else None
 
     def segment(self, i: int) -> np.ndarray:
-        """Shard ``i``'s tokens, memory-mapped (read-only)."""
+        """Shard ``i``'s tokens, memory-mapped read-only (``MADV_RANDOM``: the kernel reads only the pages that
+        are touched, so resident memory follows the batches read, not the corpus)."""
         if i not in self._maps:
             shard = self.shards[i]
             path = self.root / shard["file"]
@@ -599,7 +601,11 @@ class TokenStore:
             if size != shard["bytes"]:
                 raise StoreError(f"{path}: expected {shard['bytes']} bytes, found {size}; the store is damaged, "
                                  "delete it and pack again")
-            self._maps[i] = np.memmap(path, dtype=TOKEN_DTYPE, mode="r", shape=(shard["tokens"],))
+            with open(path, "rb") as f:
+                mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            if hasattr(mapped, "madvise"):  # random windows: no read-ahead, only the pages a batch touches
+                mapped.madvise(mmap.MADV_RANDOM)
+            self._maps[i] = np.frombuffer(mapped, dtype=TOKEN_DTYPE)
         return self._maps[i]
 
     def utterance_offsets(self, i: int) -> np.ndarray:
