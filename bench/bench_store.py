@@ -8,7 +8,7 @@ random units, ~300 per utterance, plus its card; not timed), then measures
   batch; and the peak RSS of that process (``VmHWM``) then, and after the batch reads (split into private memory
   and pages of the memory-mapped store, which the kernel can drop at will), with the RSS after imports;
 - batch-read throughput: random windows of ``block_size + 1`` tokens, ``--batch`` per step, as the trainer reads
-  them (cold = the first reads after opening; the OS page cache may hold the small store, not the large one).
+  them, from disk: the store's pages are evicted from the page cache first (``--warm`` keeps them).
 Targets (issue 13): start-up and peak RSS of the large store within 1.5x of the small one; batch reads far above
 what a GPU step consumes (an H100 trains the 20M model at ~1-2 M tokens/s).
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -95,7 +96,19 @@ def write_units(folder: Path, n_tokens: int, k: int = 500, per_file: int = 20_00
     return folder
 
 
-def measure(n_tokens: int, work: Path, batch: int, block: int, read_steps: int) -> dict:
+def evict(root: Path) -> None:
+    """Drop the store's pages from the OS page cache (``POSIX_FADV_DONTNEED``: these files only), so that the
+    reads that follow come from disk as they would for a corpus larger than RAM."""
+    for path in root.rglob("*.bin"):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def measure(n_tokens: int, work: Path, batch: int, block: int, read_steps: int, cold: bool = True) -> dict:
     from hf_slm.data.store import MixConfig, pack_mix
 
     units = work / f"units-{n_tokens:.0e}"
@@ -106,6 +119,8 @@ def measure(n_tokens: int, work: Path, batch: int, block: int, read_steps: int) 
     t0 = time.perf_counter()
     root = pack_mix(MixConfig(datasets=[str(units)], n_units=500), stores, progress=False)
     pack_s = time.perf_counter() - t0
+    if cold and hasattr(os, "posix_fadvise"):
+        evict(root)
     overrides = [f"datasets=[{units}]", f"store_dir={stores}", f"block_size={block}", f"batch_size={batch}",
                  f"tokens={batch * block * (read_steps + 1)}", "tracker=null"]
     out = subprocess.run([sys.executable, "-c", STARTUP, *overrides], capture_output=True, text=True, check=False)
@@ -126,6 +141,8 @@ def main() -> None:
     parser.add_argument("--block-size", type=int, default=2050)
     parser.add_argument("--read-steps", type=int, default=200, help="steps of batch reads timed (default 200)")
     parser.add_argument("--keep", action="store_true", help="keep the corpora and stores")
+    parser.add_argument("--warm", action="store_true", help="leave the freshly written store in the page cache "
+                        "(default: evict it first, so that batch reads come from disk)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     work = Path(args.workdir)
@@ -142,7 +159,8 @@ def main() -> None:
         print(f"disk: {free / 1e9:.0f} GB free in {work}; the {large:.1e}-token case needs ~{need(large) / 1e9:.0f} GB")
     try:
         measure(int(1e5), work / "warm-up", args.batch, 64, 2)  # imports and first-use costs, not timed
-        rows = [measure(n, work, args.batch, args.block_size, args.read_steps) for n in (small, large)]
+        rows = [measure(n, work, args.batch, args.block_size, args.read_steps, cold=not args.warm)
+                for n in (small, large)]
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

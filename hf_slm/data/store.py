@@ -565,6 +565,7 @@ class TokenStore:
         self.segment_datasets = np.array([s["dataset"] for s in self.shards], dtype=np.int64)
         self.vocabulary = Vocabulary(self.manifest["vocabulary"]["n_ids"], self.manifest["vocabulary"]["kind"])
         self._maps: dict[int, np.ndarray] = {}
+        self._mmaps: dict[int, mmap.mmap] = {}
 
     def __repr__(self) -> str:
         return f"TokenStore({str(self.root)!r}, {self.split!r}: {self.n_tokens:,} tokens in {self.n_segments} shards)"
@@ -606,7 +607,20 @@ class TokenStore:
             if hasattr(mapped, "madvise"):  # random windows: no read-ahead, only the pages a batch touches
                 mapped.madvise(mmap.MADV_RANDOM)
             self._maps[i] = np.frombuffer(mapped, dtype=TOKEN_DTYPE)
+            self._mmaps[i] = mapped
         return self._maps[i]
+
+    def will_need(self, i: int, start: int, length: int) -> None:
+        """Ask the kernel to start reading tokens ``start:start + length`` of shard ``i`` (``MADV_WILLNEED``):
+        called for every window of a batch before any is copied, so that their disk reads run concurrently."""
+        self.segment(i)
+        mapped = self._mmaps[i]
+        if hasattr(mapped, "madvise"):
+            itemsize = np.dtype(TOKEN_DTYPE).itemsize
+            first = start * itemsize // mmap.PAGESIZE * mmap.PAGESIZE
+            end = min((start + length) * itemsize, len(mapped))
+            if end > first:
+                mapped.madvise(mmap.MADV_WILLNEED, first, end - first)
 
     def utterance_offsets(self, i: int) -> np.ndarray:
         """Start of every utterance of shard ``i`` (and its end as the last entry), from its length index."""

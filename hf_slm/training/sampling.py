@@ -74,6 +74,10 @@ def _read(source: TokenSource, segments: np.ndarray, starts: np.ndarray, span: i
     n = len(starts)
     tokens = np.full((n, span), source.vocabulary.pad, dtype=np.int64)
     valid = np.zeros((n, span), dtype=bool)
+    will_need = getattr(source, "will_need", None)  # a store on disk: start every window's reads at once
+    if will_need is not None:
+        for seg, start in zip(segments.tolist(), starts.tolist(), strict=True):
+            will_need(seg, start, span)
     for row, (seg, start) in enumerate(zip(segments.tolist(), starts.tolist(), strict=True)):
         piece = source.segment(seg)[start : start + span]
         tokens[row, : len(piece)] = piece
