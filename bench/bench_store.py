@@ -5,8 +5,9 @@ random units, ~300 per utterance, plus its card; not timed), then measures
 - pack time: ``pack_mix`` streaming it through ``datasets`` into the memory-mapped uint16 store;
 - trainer start-up, in a fresh process: ``load_training_data`` (locating the dataset, fingerprinting the mix,
   finding the packed store, opening both sides) + ``plan_data`` (the paper's random-window sampler); then the
-  first batch (from disk); and the peak RSS of that process (``VmHWM``) then, and after the batch reads (split into private memory
-  and pages of the memory-mapped store, which the kernel can drop at will), with the RSS after imports;
+  first batch (from disk); the peak RSS of that process (``VmHWM``) then, and after the batch reads (split
+  into private memory and pages of the memory-mapped store, which the kernel can drop at will), with the RSS
+  after imports;
 - batch-read throughput: random windows of ``block_size + 1`` tokens, ``--batch`` per step, as the trainer reads
   them, from disk: the store's pages are evicted from the page cache first (``--warm`` keeps them).
 Targets (issue 13): start-up and peak RSS of the large store within 1.5x of the small one; batch reads far above
