@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("hf_slm.training.cli", "train one speech LM on unit datasets (one process)"),
     "convert": ("hf_slm.training.cli",
                 "convert a checkpoint of the paper's code (tiagoCuervo/slm_scaling) to LlamaForCausalLM"),
+    "pack": ("hf_slm.data.cli",
+             "pack a training mix into a memory-mapped token store (training does it on first use)"),
     "fit": ("hf_slm.scaling.cli", "fit a scaling law (eq.4, eq.7/8 or a power law) to a run table"),
     "plan": ("hf_slm.scaling.cli", "compute, N and D needed to reach a target loss or metric value"),
     "eval": ("hf_slm.evaluation.cli",
