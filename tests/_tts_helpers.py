@@ -181,3 +181,48 @@ def tiny_bark(folder: Path, presets: tuple[str, ...] = ("v2/en_speaker_0", "v2/e
     (folder / "speaker_embeddings_path.json").write_text(json.dumps(embeddings))
     BarkProcessor(tokenizer=tokenizer).tokenizer.save_pretrained(folder)
     return folder
+
+
+TWIST_TINY = {  # a textlesslib CodeHiFiGAN config in the published layout, tiny sizes
+    "resblock": "1", "upsample_rates": [5, 4], "upsample_kernel_sizes": [11, 8], "upsample_initial_channel": 16,
+    "resblock_kernel_sizes": [3, 5], "resblock_dilation_sizes": [[1, 3], [1, 3]], "num_embeddings": 12,
+    "embedding_dim": 8, "model_in_dim": 8, "segment_size": 8960, "code_hop_size": 20, "f0": False,
+    "num_mels": 80, "num_freq": 1025, "n_fft": 1024, "hop_size": 256, "win_size": 1024,
+    "dur_prediction_weight": 1.0, "sampling_rate": 16000,
+    "dur_predictor_params": {"encoder_embed_dim": 8, "var_pred_hidden_dim": 8, "var_pred_kernel_size": 3,
+                             "var_pred_dropout": 0.5},
+}
+
+
+def twist_layout_checkpoint(folder: Path, seed: int = 0):
+    """A random vocoder written in the TWIST checkpoint layout (``{"generator": state dict}`` with textlesslib
+    parameter names and weight-norm ``weight_g`` / ``weight_v`` pairs) + its JSON config; returns (checkpoint,
+    config, the SeamlessM4TCodeHifiGan whose weights it holds)."""
+    from transformers import SeamlessM4TCodeHifiGan
+
+    from hf_slm.tts.vocoder import TWIST_CHECKPOINT, TWIST_CONFIG, twist_config_to_hf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    model = SeamlessM4TCodeHifiGan(twist_config_to_hf(TWIST_TINY)).eval()
+    renames = [("unit_embedding.", "dict."), ("dur_predictor.conv1.", "dur_predictor.conv1.0."),
+               ("dur_predictor.conv2.", "dur_predictor.conv2.0."), ("hifi_gan.conv_pre.", "conv_pre."),
+               ("hifi_gan.upsampler.", "ups."), ("hifi_gan.resblocks.", "resblocks."),
+               ("hifi_gan.conv_post.", "conv_post.")]
+    generator = {}
+    gen = torch.Generator().manual_seed(seed + 1)
+    for name, tensor in model.state_dict().items():
+        if name.startswith(("speaker_embedding", "language_embedding")):
+            continue
+        new = next((dst + name[len(src):] for src, dst in renames if name.startswith(src)), name)
+        if new.endswith(".weight") and new.startswith(("conv_pre", "ups", "resblocks", "conv_post")):
+            g = tensor.flatten(1).norm(dim=1).view(-1, *([1] * (tensor.dim() - 1)))
+            scale = 0.5 + torch.rand(g.shape, generator=gen)  # v is w up to a positive factor per channel
+            generator[new[: -len("weight")] + "weight_g"] = g.clone()
+            generator[new[: -len("weight")] + "weight_v"] = tensor * scale
+        else:
+            generator[new] = tensor.clone()
+    ckpt, cfg = folder / TWIST_CHECKPOINT, folder / TWIST_CONFIG
+    torch.save({"generator": generator, "steps": 1000}, ckpt)
+    cfg.write_text(json.dumps(TWIST_TINY))
+    return ckpt, cfg, model
