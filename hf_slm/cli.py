@@ -12,6 +12,7 @@ from hf_slm import __version__
 def build_parser() -> argparse.ArgumentParser:
     """The full ``hf-slm`` parser with every stage's subcommands."""
     from hf_slm import demo
+    from hf_slm.evaluation import generate as generate_cli
     from hf_slm.scaling import cli as scaling_cli
     from hf_slm.training import cli as training_cli
     from hf_slm.units import cli as units_cli
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     units_cli.register(sub)
     training_cli.register(sub)
     scaling_cli.register(sub)
+    generate_cli.register(sub)
     return parser
 
 

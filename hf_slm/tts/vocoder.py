@@ -103,6 +103,32 @@ def vocode(vocoder, units: Sequence[int] | np.ndarray, durations: Sequence[int] 
     return vocoder.hifi_gan(hidden).reshape(-1).float().cpu().numpy()
 
 
+class UnitVocoder:
+    """A ``SeamlessM4TCodeHifiGan`` as a callable ``units -> wave`` with ``sample_rate`` and ``n_units``;
+    ``from_pretrained`` / ``save_pretrained`` pass through to transformers (safetensors)."""
+
+    def __init__(self, model) -> None:
+        self.model = model.eval()
+
+    @classmethod
+    def from_pretrained(cls, path_or_id: str | Path, device: str | None = None, **kwargs: Any) -> UnitVocoder:
+        return cls(load_vocoder(path_or_id, device=device, **kwargs))
+
+    def save_pretrained(self, directory: str | Path, **kwargs: Any) -> None:
+        self.model.save_pretrained(directory, **kwargs)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.model.config.sampling_rate)
+
+    @property
+    def n_units(self) -> int:
+        return vocoder_units(self.model)
+
+    def __call__(self, units: Sequence[int], durations: Sequence[int] | None = None) -> np.ndarray:
+        return vocode(self.model, units, durations)
+
+
 # -- TWIST / textlesslib checkpoint -> SeamlessM4TCodeHifiGan ------------------------------------------------
 _RENAMES = (  # textlesslib CodeGenerator name prefix -> SeamlessM4TCodeHifiGan name prefix
     ("dict.", "unit_embedding."),
@@ -242,6 +268,10 @@ class GriffinLimVocoder:
     @property
     def sample_rate(self) -> int:
         return self.cfg.sample_rate
+
+    @property
+    def n_units(self) -> int:
+        return self.tokenizer.n_units
 
     def log_mel(self, units: Sequence[int], durations: Sequence[int] | None = None) -> np.ndarray:
         """The de-normalised log-mel frames [T, n_mels] of a unit sequence."""
