@@ -150,8 +150,9 @@ class FastSpeech2Voice(_TransformersVoice):
     """transformers' ``FastSpeech2ConformerWithHifiGan``: the paper's single-speaker (LJSpeech) setting, 22050 Hz.
 
     model: the joint model (Hub id or folder); tokenizer: the phoneme tokenizer (default: ``model`` when it holds
-    a ``vocab.json``, else ``espnet/fastspeech2_conformer``). Deterministic. In a batch, the decoder attends over
-    the padding of shorter items, so batch texts of similar length (the pipeline sorts by length).
+    a ``vocab.json``, else ``espnet/fastspeech2_conformer``). Deterministic. In a padded batch the conformer's
+    convolutions see the padding of the shorter texts, so their durations can differ a little from an unbatched
+    run: the pipeline batches texts sorted by length, which keeps the padding small.
     """
 
     backend = "fastspeech2"
@@ -239,7 +240,8 @@ class BarkVoice(_TransformersVoice):
             try:
                 self.history = self.processor("", voice_preset=voice)["history_prompt"]
             except (OSError, ValueError, KeyError) as err:
-                presets = getattr(self.processor, "available_voice_presets", lambda: [])()
+                presets = getattr(self.processor, "available_voice_presets", [])
+                presets = list(presets() if callable(presets) else presets)
                 raise BackendUnavailable(f"Bark voice preset {voice!r} not found for {model!r}: {err}; presets: "
                                          f"{presets[:8]}{' ...' if len(presets) > 8 else ''}") from err
 

@@ -118,6 +118,7 @@ class TextFrontEnd:
     max_chars: int = 400
 
     def chunks(self, text: str) -> list[str]:
-        """The pieces a backend is asked to speak for ``text`` (empty when nothing speakable is left)."""
+        """The pieces a backend is asked to speak for ``text``: those with a letter or digit (none when nothing
+        speakable is left, e.g. for "..." or an empty string)."""
         text = normalize_text(text) if self.normalize else _SPACES.sub(" ", text).strip()
-        return split_text(text, self.max_chars) if text else []
+        return [c for c in split_text(text, self.max_chars) if any(ch.isalnum() for ch in c)] if text else []
