@@ -197,9 +197,12 @@ def _run_cli(args: argparse.Namespace) -> int:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from hf_slm.data.unit_dataset import looks_like_hub_id
     from hf_slm.tts.vocoder import GriffinLimVocoder, UnitVocoder
     from hf_slm.units import SpeechTokenizer, load_audio
 
+    if not Path(args.model).exists() and not looks_like_hub_id(args.model):
+        raise FileNotFoundError(f"model {args.model!r}: no such folder, and not a Hub id (owner/name)")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.temperature < 0:
         raise ValueError(f"--temperature must be >= 0, got {args.temperature}")
@@ -216,8 +219,8 @@ def _run_cli(args: argparse.Namespace) -> int:
     if args.vocoder == "griffin-lim":
         vocoder = GriffinLimVocoder(tokenizer, _reference_waves(args, prompt_wave))
     else:
-        if not Path(args.vocoder).exists() and "/" not in args.vocoder:
-            raise FileNotFoundError(f"--vocoder {args.vocoder!r}: no such folder (or 'griffin-lim')")
+        if not Path(args.vocoder).exists() and not looks_like_hub_id(args.vocoder):
+            raise FileNotFoundError(f"--vocoder {args.vocoder!r}: no such folder, not a Hub id, not 'griffin-lim'")
         vocoder = UnitVocoder.from_pretrained(args.vocoder, device=device)
     if tokenizer is not None and tokenizer.n_units != vocoder.n_units:
         raise ValueError(f"the tokenizer has {tokenizer.n_units} units but the vocoder {vocoder.n_units}")
