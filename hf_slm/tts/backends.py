@@ -216,7 +216,7 @@ class BarkVoice(_TransformersVoice):
     """transformers' ``BarkModel`` with a speaker preset (the paper's multi-speaker Story Cloze): 24 kHz.
 
     voice: a preset of the model's ``speaker_embeddings_path.json`` (``"v2/en_speaker_6"``) or a ``.npz`` file
-    with ``semantic_prompt``, ``coarse_prompt`` and ``fine_prompt``. Bark samples, so ``seed`` fixes the output
+    with ``semantic_prompt``, ``coarse_prompt`` and ``fine_prompt`` (None or "": no speaker prompt). Bark samples, so ``seed`` fixes the output
     of a batch. Texts longer than ~13 s of speech are cut by Bark itself: ``max_chars`` keeps them short.
     """
 
@@ -236,7 +236,7 @@ class BarkVoice(_TransformersVoice):
         self.generate_kwargs = {"do_sample": True, **generate_kwargs}
         self.name = f"bark:{voice}" if voice else f"bark:{self.model_id}"
         self.history = None
-        if voice is not None:
+        if voice:
             try:
                 self.history = self.processor("", voice_preset=voice)["history_prompt"]
             except (OSError, ValueError, KeyError) as err:
@@ -347,7 +347,7 @@ def _vits(voice: str | None = None, **kwargs: Any):
 
 
 def _bark(voice: str | None = None, **kwargs: Any):
-    return BarkVoice(voice=voice or "v2/en_speaker_6", **kwargs)
+    return BarkVoice(voice="v2/en_speaker_6" if voice is None else voice, **kwargs)  # "": no speaker prompt
 
 
 def _kokoro(voice: str | None = None, **kwargs: Any):

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from scipy.signal import resample_poly
 
+from .backends import BackendUnavailable
 from .normalize import TextFrontEnd
 
 
@@ -102,6 +103,8 @@ class TTSPipeline:
             idx = order[start : start + size]
             try:
                 got = batched([chunks[k] for k in idx]) if batched else [self.voice.synthesize(chunks[idx[0]])]
+            except (ImportError, BackendUnavailable):
+                raise  # the backend cannot run at all: not a property of this text
             except Exception as err:  # isolated below, then counted by reason
                 if len(idx) == 1:
                     got = [Failure(_reason(err), f"{type(err).__name__}: {err}")]
