@@ -68,12 +68,31 @@ def random_model(backend: str, folder: Path) -> str:
         with torch.no_grad():
             model.model.duration_predictor.linear.bias.fill_(math.log(7.0))  # ~6 frames (70 ms) per phoneme
     elif backend == "bark":
-        from transformers import BarkConfig, BarkModel, BarkProcessor, BertTokenizer
+        from transformers import (
+            BarkCoarseConfig,
+            BarkConfig,
+            BarkFineConfig,
+            BarkModel,
+            BarkProcessor,
+            BarkSemanticConfig,
+            BertTokenizer,
+            GenerationConfig,
+        )
+        from transformers.models.bark import generation_configuration_bark as gen
 
         words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz.,!?'"]
         (folder / "vocab.txt").write_text("\n".join(words) + "\n")
         BarkProcessor(tokenizer=BertTokenizer(vocab_file=str(folder / "vocab.txt"))).tokenizer.save_pretrained(folder)
-        model = BarkModel(BarkConfig())  # bark-small sizes, the published generation settings
+        config = BarkConfig(  # bark-small: 12 x 768 sub-models over the published vocabularies
+            semantic_config=BarkSemanticConfig(input_vocab_size=129_600, output_vocab_size=10_048).to_dict(),
+            coarse_acoustics_config=BarkCoarseConfig(input_vocab_size=12_096, output_vocab_size=12_096).to_dict(),
+            fine_acoustics_config=BarkFineConfig(input_vocab_size=1_056, output_vocab_size=1_056).to_dict(),
+        )
+        model = BarkModel(config)
+        model.generation_config = GenerationConfig(**gen.BarkGenerationConfig(  # the published settings
+            semantic_config=gen.BarkSemanticGenerationConfig().to_dict(),
+            coarse_acoustics_config=gen.BarkCoarseGenerationConfig().to_dict(),
+            fine_acoustics_config=gen.BarkFineGenerationConfig().to_dict()).to_dict())
     else:
         raise ValueError(f"--random-weights has no {backend!r} model")
     model.save_pretrained(folder)
