@@ -67,6 +67,7 @@ def test_bad_checkpoints_and_units_are_clear_errors(tmp_path):
 
 def test_griffin_lim_inverts_log_mel_centroids_to_audio_with_the_reference_durations():
     from hf_slm.tts import EspeakVoice, TTSPipeline
+    from hf_slm.tts.judge import SENTENCES
     from hf_slm.tts.vocoder import GriffinLimVocoder
     from hf_slm.units import LogMelEncoder, SpeechTokenizer
 
@@ -88,3 +89,9 @@ def test_griffin_lim_inverts_log_mel_centroids_to_audio_with_the_reference_durat
     frames_out = np.repeat(again.units, again.durations)
     n = min(len(frames_in), len(frames_out))
     assert np.mean(frames_in[:n] == frames_out[:n]) > 0.3  # chance is ~1/16
+    # the resynthesis check: WER of the voice, then of audio -> units -> Griffin-Lim -> audio
+    from hf_slm.tts.judge import PocketsphinxJudge, resynthesis_check
+
+    sentences = ["The cat sat on the mat."]
+    direct, resynth = resynthesis_check(tok, vocoder, voice, sentences, PocketsphinxJudge(vocabulary=SENTENCES))
+    assert direct.wer <= 0.5 and len(resynth.hypotheses) == 1 and 0 <= resynth.wer <= 2

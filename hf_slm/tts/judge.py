@@ -111,3 +111,22 @@ SENTENCES = (
     "The little bird sang a happy song.",
     "Mom baked a cake for the party.",
 )
+
+
+def resynthesis_check(tokenizer, vocoder, voice, sentences: Sequence[str] = SENTENCES,
+                      judge: PocketsphinxJudge | None = None) -> tuple[JudgeResult, JudgeResult]:
+    """How much a tokenizer + vocoder lose: (WER of ``voice`` itself, WER after audio -> units -> vocoder).
+
+    ``voice`` speaks at the tokenizer's rate (a ``TTSPipeline``); ``vocoder`` is a callable ``units -> wave``
+    with ``sample_rate`` (``UnitVocoder``, ``GriffinLimVocoder``). Deduplicated units are vocoded with their
+    durations when the vocoder takes them, so only the unit inventory is judged.
+    """
+    judge = judge or PocketsphinxJudge()
+    waves = [voice.synthesize(s)[0] for s in sentences]
+    direct = [judge.transcribe(w, tokenizer.sample_rate) for w in waves]
+    resynth = []
+    for wave in waves:
+        seq = tokenizer.encode(wave)
+        resynth.append(judge.transcribe(vocoder(seq.units, seq.durations), vocoder.sample_rate))
+    return (JudgeResult(word_error_rate(sentences, direct), list(sentences), direct),
+            JudgeResult(word_error_rate(sentences, resynth), list(sentences), resynth))
