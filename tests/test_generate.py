@@ -25,6 +25,15 @@ K = 12  # units of the tiny vocoder; EOS = 12, pad = 13
 SUCC = {K: 3, 3: 5, 5: 7, 7: K, 1: 2, 2: 3}  # next unit after each unit (all others: EOS)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy machine the thread hand-offs dominate."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def chain_model(path: Path) -> Path:
     """A 1-layer Llama whose greedy next unit is SUCC[current]: the layers add nothing (zero output projections)
     and the head reads the current unit's one-hot embedding."""

@@ -20,6 +20,15 @@ _spec.loader.exec_module(helpers)
 UNITS = [3, 5, 7, 1, 0, 11, 4]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy machine the thread hand-offs dominate."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_twist_checkpoint_converts_to_a_seamless_code_hifigan_with_the_same_output(tmp_path):
     ckpt, cfg, original = helpers.twist_layout_checkpoint(tmp_path / "twist")
     out = convert_twist_checkpoint(ckpt, cfg, tmp_path / "hf")
