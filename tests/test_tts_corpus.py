@@ -121,10 +121,15 @@ def test_a_crashed_run_resumes_without_losing_or_duplicating_rows(text_dataset, 
         synthesize_corpus(text_dataset, [EspeakVoice("en-us")], tmp_path / "resumed", tokenizer=tok, shard_rows=5)
 
 
-def test_keep_audio_writes_an_audio_dataset(text_dataset, tmp_path):
+def test_keep_audio_streams_a_data_folder_into_an_audio_dataset(tmp_path):
+    import json
+
+    texts = tmp_path / "jsonl"  # a data folder: read with load_dataset(..., streaming=True), as a Hub corpus
+    texts.mkdir()
+    (texts / "train.jsonl").write_text("".join(json.dumps({"story": t}) + "\n" for t in STORIES))
     out = tmp_path / "audio"
-    assert _run(["--text-dataset", str(text_dataset), "--backend", "espeak", "--keep-audio", "--limit", "3",
-                 "--output", str(out)]) == 0
+    assert _run(["--text-dataset", str(texts), "--text-column", "story", "--backend", "espeak", "--keep-audio",
+                 "--limit", "3", "--output", str(out)]) == 0
     ds = datasets.load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train")
     assert ds.features["audio"].sampling_rate == 16000 and len(ds) == 3
     from hf_slm.units import load_audio
