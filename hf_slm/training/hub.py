@@ -10,14 +10,14 @@ from huggingface_hub import EvalResult, ModelCardData
 from hf_slm.training.record import RECORD_FILE, RunRecord
 from hf_slm.training.sizes import get_size
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "slm_model_card.md"
+TEMPLATE = Path(__file__).resolve().parent / "templates" / "slm_model_card.md"  # package data: ships in the wheel
 
 
 def render_model_card(record: RunRecord, repo_id: str, template: str | Path | None = None) -> str:
     """The model card (README.md) of a run: the template's ``$fields`` filled from ``record``."""
     path = Path(template) if template else TEMPLATE
     if not path.is_file():
-        raise FileNotFoundError(f"model card template {path} not found (it ships in the repository's model_cards/)")
+        raise FileNotFoundError(f"model card template {path} not found (the default ships in hf_slm/training/templates/)")
     cfg, size = record.config, get_size(record.size)
     ids = [d["id"] if isinstance(d, dict) else str(d) for d in record.datasets]
     hub_ids = [i for i in ids if "/" in i and not Path(i).exists()]
