@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "score a model on sBLIMP / sWUGGY / spoken and topic StoryCloze / SALMon / text benchmarks"),
     "build-benchmark": ("hf_slm.evaluation.cli",
                         "import a released benchmark (sLM21, sSC/tSC, SALMon, BLiMP...) as a dataset"),
+    "generate": ("hf_slm.evaluation.generate", "continue a spoken prompt with a unit LM and write the audio"),
 }
 
 USAGE_ERRORS: tuple[type[BaseException], ...] = (
