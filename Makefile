@@ -1,5 +1,6 @@
 # Quick start:  make demo   (set up .venv and run the offline end-to-end study into runs/demo/)
 #               make test   (set up .venv and run the test suite)
+#               make wheel-smoke (build the wheel, install it into a fresh venv, train + card from outside)
 PYTHON ?= python3
 VENV   ?= .venv
 # torch is pinned first so pip never resolves a newer torch through another package. On a machine with
@@ -8,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test wheel-smoke lint clean
 
 setup: $(STAMP)
 
@@ -24,6 +25,9 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+wheel-smoke: setup
+	PYTHON=$(BIN)/python .ci/wheel_smoke.sh
 
 lint: setup
 	$(BIN)/ruff check .

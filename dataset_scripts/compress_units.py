@@ -4,8 +4,13 @@ add a ``tokens`` column to every split with ``datasets.map``, and report the com
     python dataset_scripts/compress_units.py UNIT_DATASET --output DIR [--vocab-size 5000]
 
 DIR gets the unit dataset with the extra ``tokens`` column (Parquet + card) and the tokenizer in
-``DIR/unigram_tokenizer`` (``PreTrainedTokenizerFast.from_pretrained`` loads it). Table 2 of the paper gives
-~0.58 unigram tokens per unit at vocabulary 5,000.
+``DIR/unigram_tokenizer`` (``PreTrainedTokenizerFast.from_pretrained`` loads it: pieces 0..P-1, then <eos> = P
+and <pad> = P + 1). Table 2 of the paper gives ~0.58 unigram tokens per unit at vocabulary 5,000. Train on it
+with ``token_type: unigram`` in the training config (the model's vocabulary is then P + 2, and the run's
+``model/`` folder gets this tokenizer).
+
+UNIT_DATASET is decided first: an existing folder must be a unit dataset (a README.md card with an ``hf_slm``
+block); anything else must look like a Hub id (``owner/name``); a missing path is an error, never a Hub lookup.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hf_slm.data.store import MixEntry, locate
 from hf_slm.data.unit_dataset import load_unit_dataset, load_unit_info, save_unit_dataset
 from hf_slm.units import compress_dataset, compression_ratio, train_unigram
 
@@ -28,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-train-utterances", type=int, default=None, help="train on the first N utterances")
     args = parser.parse_args(argv)
     try:
-        ds, info = load_unit_dataset(args.source), load_unit_info(args.source)
+        source = locate(MixEntry(args.source))  # local folder or Hub id, decided before any download
+        revision = source.revision
+        ds, info = load_unit_dataset(args.source, revision=revision), load_unit_info(args.source, revision=revision)
         if args.train_split not in ds:
             raise ValueError(f"{args.source}: no split {args.train_split!r}; have {sorted(ds)}")
         train = ds[args.train_split]

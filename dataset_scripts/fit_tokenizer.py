@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -24,20 +25,25 @@ from hf_slm.units import AudioError, HubertEncoder, LogMelEncoder, SpeechTokeniz
 
 
 def usable_waves(
-    rows: Iterable[dict[str, Any]], column: str, sample_rate: int, skipped: list[int]
+    rows: Iterable[dict[str, Any]], column: str, sample_rate: int, skipped: Counter
 ) -> Iterator[np.ndarray]:
-    """The decoded audio of ``rows``; unusable audio is skipped and counted in ``skipped[0]``."""
+    """The decoded audio of ``rows``; unusable audio is skipped and counted in ``skipped`` by reason."""
     for row in rows:
         try:
             yield load_audio(row[column], sample_rate)
-        except AudioError:
-            skipped[0] += 1
+        except AudioError as err:
+            skipped[err.reason] += 1
+
+
+def _by_reason(skipped: Counter) -> str:
+    return f" ({', '.join(f'{k}: {v}' for k, v in sorted(skipped.items()))})" if skipped else ""
 
 
 def make_encoder(args: argparse.Namespace):
     if args.encoder == "logmel":
         return LogMelEncoder(frame_rate=args.frame_rate, n_mels=args.n_mels, cmvn=not args.no_cmvn)
-    return HubertEncoder(args.model_id, layer=args.layer, revision=args.model_revision, device=args.device)
+    return HubertEncoder(args.model_id, layer=args.layer, revision=args.model_revision, device=args.device,
+                         dtype=args.precision)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-revision", default=None, help="Hub revision of the HuBERT model (pin a commit)")
     parser.add_argument("--layer", type=int, default=11, help="HuBERT layer whose features are clustered")
     parser.add_argument("--device", default=None, help="HuBERT device (default: CUDA when available)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="HuBERT forward precision (default fp32, as the paper's release; saved with the tokenizer)")
     parser.add_argument("--frame-rate", type=float, default=25.0, help="log-mel frames per second")
     parser.add_argument("--n-mels", type=int, default=40, help="log-mel bands")
     parser.add_argument("--no-cmvn", action="store_true", help="log-mel without per-utterance CMVN")
@@ -75,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = ds.shuffle(seed=args.seed, buffer_size=10_000).take(args.max_utterances)
     else:
         rows = ds.shuffle(seed=args.seed).select(range(min(args.max_utterances, len(ds))))
-    skipped = [0]
+    skipped: Counter = Counter()
     try:
         tokenizer = SpeechTokenizer.fit(encoder, usable_waves(rows, args.audio_column, encoder.sample_rate, skipped),
                                         n_units=args.n_units, max_frames=args.max_frames, seed=args.seed,
@@ -85,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     tokenizer.save_pretrained(args.output)
     print(f"wrote SpeechTokenizer (K={tokenizer.n_units}, {tokenizer.frame_rate:g} Hz) to {args.output}; "
-          f"skipped {skipped[0]} unusable utterance(s)")
+          f"skipped {sum(skipped.values())} unusable utterance(s){_by_reason(skipped)}")
     if args.push_to_hub:
         print(f"pushed: {tokenizer.push_to_hub(args.push_to_hub)}")
     return 0

@@ -94,7 +94,7 @@ def script(monkeypatch):
 
     class FakeTokenizer:
         @staticmethod
-        def from_pretrained(path, revision=None, device=None):
+        def from_pretrained(path, revision=None, device=None, dtype=None):
             return f"tok:{path}"
 
     def fake_build(source, tokenizer, output_dir, **kwargs):

@@ -278,7 +278,7 @@ def test_a_killed_build_resumes_without_losing_or_duplicating_utterances(tokeniz
     out = tmp_path / "units"
     killed = subprocess.run([sys.executable, "-c", KILLER, str(tmp_path / "audio"), str(tmp_path / "tok"), str(out)])
     assert killed.returncode == -9
-    assert len(list((out / "data").glob("*.parquet"))) == 2 and not (out / "README.md").exists()
+    assert len(list((out / ".shards" / "data").glob("*.parquet"))) == 2 and not (out / "README.md").exists()
     build_unit_dataset(tmp_path / "audio", tokenizer, out, shard_rows=3)
     reference = build_unit_dataset(tmp_path / "audio", tokenizer, tmp_path / "ref", shard_rows=3)
     assert _unit_rows(out) == _unit_rows(reference)

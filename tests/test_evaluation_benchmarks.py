@@ -64,6 +64,16 @@ def benchmark(n_items: int = 6, prompt: list[int] | None = None) -> datasets.Dat
     return datasets.Dataset.from_list(rows, features=FEATURES)
 
 
+def assert_same(a: dict, b: dict) -> None:
+    """Equal results: the same keys, numbers within 1e-12, nested breakdowns likewise."""
+    assert set(a) == set(b)
+    for key in a:
+        if isinstance(a[key], dict):
+            assert_same(a[key], b[key])
+        else:
+            assert a[key] == pytest.approx(b[key], abs=1e-12), key
+
+
 @pytest.fixture(scope="module")
 def metrics():
     return {name: load_metric(name) for name in BENCHMARKS}
@@ -86,28 +96,41 @@ def test_metric_modules_describe_their_benchmark(metrics):
         assert result["ci_low"] < 0.625 < result["ci_high"]
 
 
+SPEECH = ("sblimp", "swuggy", "spoken_storycloze", "topic_storycloze", "salmon")
+
+
 @pytest.mark.parametrize(("token", "accuracy"), [(GOOD, 1.0), (BAD, 0.0), (None, 0.5)])
 def test_preferring_the_positive_scores_100_percent_on_every_metric(metrics, token, accuracy):
+    """Every preset and both backends; a uniform model ties every item: 0.5 credit, or the release's 0 in the
+    StoryClozes under the paper preset."""
     model = preferring(token)
-    for name in BENCHMARKS:
+    for name in SPEECH:
         prompt = [1, 2] if name == "spoken_storycloze" else None
         ds = benchmark(prompt=prompt)
-        result = evaluate_benchmark(model, ds, K, name, metric=metrics[name], batch_size=4)
-        assert result["accuracy"] == accuracy and result["n"] == 6 and result["rule"] == "sum"
-        direct = evaluate_benchmark(model, ds, K, name, batch_size=4, use_evaluate=False)
-        assert direct == pytest.approx(result)
+        for scoring in ("sum", "mean", "paper") if name in ("sblimp", "spoken_storycloze") else ("paper",):
+            result = evaluate_benchmark(model, ds, K, name, scoring=scoring, batch_size=4, use_evaluate=False)
+            expected = accuracy
+            if token is None and scoring == "paper" and "storycloze" in name:
+                expected = 0.0
+            assert result["accuracy"] == expected and result["n"] == 6
+            assert result["rule"] == result["scoring"] == scoring
+        via_metric = evaluate_benchmark(model, ds, K, name, metric=metrics[name], batch_size=4)
+        assert_same(via_metric, result)
 
 
 def test_evaluate_all_gives_the_run_record_metrics_with_either_backend():
     model = preferring(GOOD)
     benchmarks = {name: benchmark() for name in BENCHMARKS}
     via_evaluate = evaluate_all(model, benchmarks, K, rule="mean", progress=False)
-    direct = evaluate_all(model, benchmarks, K, rule="mean", use_evaluate=False, progress=False)
+    direct = evaluate_all(model, benchmarks, K, scoring="mean", use_evaluate=False, progress=False)
     assert set(via_evaluate) == set(BENCHMARKS)
     for name in BENCHMARKS:
-        assert set(via_evaluate[name]) == {"accuracy", "n", "ci_low", "ci_high", "rule"}
-        assert via_evaluate[name] == pytest.approx(direct[name])
+        assert {"accuracy", "n", "ci_low", "ci_high", "rule", "scoring", "by_phenomenon"} <= set(via_evaluate[name])
+        assert_same(via_evaluate[name], direct[name])
         assert via_evaluate[name]["rule"] == "mean" and via_evaluate[name]["accuracy"] == 1.0
+    aliased = evaluate_all(model, {"sSC": benchmark(), "tSC": benchmark()}, K, progress=False, use_evaluate=False)
+    assert set(aliased) == {"spoken_storycloze", "topic_storycloze"}
+    assert aliased["spoken_storycloze"]["scoring"] == "paper"
 
 
 def test_malformed_items_are_named_in_the_error():
@@ -121,5 +144,8 @@ def test_malformed_items_are_named_in_the_error():
         evaluate_benchmark(model, lonely, K, "topic_storycloze", use_evaluate=False)
     with pytest.raises(BenchmarkError, match="missing column"):
         evaluate_benchmark(model, ds.remove_columns("item_id"), K, "sblimp", use_evaluate=False)
-    with pytest.raises(BenchmarkError, match=r"'sblimp': unit ids must lie in \[0, 4\)"):
+    with pytest.raises(BenchmarkError, match=r"'sblimp': candidate '\d-\d' \(item 'item\d'\) has unit id 5 >= K=4"):
         evaluate_benchmark(model, ds, 4, "sblimp", use_evaluate=False)
+    long = benchmark(n_items=1).map(lambda row: {"units": row["units"] * 40})
+    with pytest.raises(BenchmarkError, match=r"candidate '0-\d' \(item 'item0'\) has 80 tokens .* context of 64"):
+        evaluate_benchmark(model, long, K, "sblimp", use_evaluate=False)

@@ -80,3 +80,52 @@ def test_single_epoch_and_assignments():
     assert parse_assignments(["E=1.8", "Model Size=N"]) == {"E": "1.8", "Model Size": "N"}
     with pytest.raises(ValueError):
         parse_assignments(["oops"])
+
+
+# ------------------------------------------------------------------------------ planned updates and the fit rule
+def test_planned_updates_from_stats_or_config(tmp_path):
+    from hf_slm.scaling.runs import planned_updates
+
+    rec = make_record("a", 1e6, 8e9)
+    rec["stats"] = {"n_steps": 7000, "steps": 7000}
+    assert planned_updates(rec) == 7000
+    rec["stats"] = {}
+    rec["config"] = {"tokens": 8_000_000_000, "batch_size": 64, "block_size": 2048}
+    assert planned_updates(rec) == 61036  # ceil(8e9 / (64 * 2048)), as the trainer plans its steps
+    rec["config"] = {"tokens_per_param": 1.0, "batch_size": 8, "block_size": 512}
+    assert planned_updates(rec) == 245  # ceil(1e6 * 1.0 / 4096)
+    rec["config"] = {}
+    assert planned_updates(rec) is None
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "run.json").write_text(json.dumps({**rec, "stats": {"n_steps": 5001}}))
+    assert load_run_table(tmp_path)["updates"].tolist() == [5001]
+    assert load_run_table(tmp_path, curves=True)["updates"].tolist() == [5001] * 5
+
+
+def test_select_fit_runs_on_curves_and_records():
+    from hf_slm.scaling.selection import PAPER_RULE, FitRunRule, select_fit_runs
+
+    records = [make_record("long", 1e6, 2e7), make_record("short", 2e6, 4e7), make_record("again", 1e6, 2e7),
+               make_record("multi", 4e6, 8e7, U=2e7)]
+    for rec, steps in zip(records, [9000, 300, 9000, 9000], strict=True):
+        rec["stats"] = {"n_steps": steps}
+    curves = load_run_table(records, curves=True)
+    picked = select_fit_runs(curves, PAPER_RULE)
+    assert picked.kept == ["long"] and set(picked.rows["run"]) == {"long"} and len(picked.rows) == 5
+    assert picked.dropped == {"short": "300 planned updates (needs more than 5,000)",
+                              "again": "duplicate of long (same N, D, U)", "multi": "4 epochs (at most 1)"}
+    text = "\n".join(picked.describe())
+    assert "kept 1 of 4 runs" in text and "dropped multi: 4 epochs" in text
+    # eq.7/8 keeps the multi-epoch run; no rule keeps everything
+    assert select_fit_runs(load_run_table(records), FitRunRule(max_epochs=None)).kept == ["long", "multi"]
+    assert len(select_fit_runs(curves, None).rows) == len(curves)
+
+
+def test_duplicates_without_u_and_unknown_updates():
+    from hf_slm.scaling.selection import select_fit_runs
+
+    df = pd.DataFrame({"N": [1e6, 1e6, 2e6], "D": [1e7, 1e7, 1e7], "loss": [3.0, 3.1, 2.9]})
+    picked = select_fit_runs(load_run_table(df))
+    assert picked.kept == ["row 0", "row 2"] and picked.dropped == {"row 1": "duplicate of row 0 (same N, D)"}
+    assert picked.unknown_updates == ["row 0", "row 2"]
+    assert "the update threshold was not applied" in "\n".join(picked.describe())

@@ -19,7 +19,8 @@ def test_yaml_and_overrides(tmp_path):
     (["nope=1"], "nope"), (["lr=fast"], "lr"), (["batch_size=2.5"], "batch_size"),
     (["mixed_precision=fp8"], "mixed_precision"), (["size=12B"], "size"), (["lr"], "key=value"),
     (["warmup_min=-1"], "warmup_min"), (["compile=maybe"], "compile"), (["compile_mode=fast"], "compile_mode"),
-    (["tracker=mlflow"], "tracker"),
+    (["tracker=mlflow"], "tracker"), (["sampling=shuffled"], "sampling"), (["token_type=bpe"], "token_type"),
+    (["scaled_init=gpt"], "scaled_init"), (["warmup=-3"], "warmup"),
 ])
 def test_bad_overrides_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key):
@@ -43,6 +44,27 @@ def test_gradient_accumulation_is_computed():
 
 
 def test_warmup_rule():
-    cfg = TrainConfig()
+    cfg = TrainConfig()  # the paper's text: max(100, 1 % of the steps)
     assert cfg.warmup_steps(1000) == 100 and cfg.warmup_steps(50_000) == 500
     assert TrainConfig(warmup_min=2).warmup_steps(50) == 2
+    assert TrainConfig(warmup=1000).warmup_steps(829_800) == 1000  # the release: fixed for 20M/85M/155M
+    one_percent = TrainConfig(warmup_min=0)  # the release: floor(1 %) for 309M/823M
+    assert [one_percent.warmup_steps(n) for n in (58_850, 26_000, 66_050)] == [588, 260, 660]
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"id": "units/a", "weight": "abc"}, r"datasets: units/a: weight expects a number > 0, got 'abc'"),
+    ({"id": "units/a", "weight": -1}, r"datasets: units/a: weight must be a number > 0"),
+    ({"id": "units/a", "test": "maybe"}, r"datasets: units/a: test expects true or false, got 'maybe'"),
+    ({"id": "units/a", "tset": False}, r"datasets\[0\]: needs 'id' and only keys"),
+])
+def test_bad_dataset_entries_name_the_key_and_the_dataset(entry, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(datasets=[entry])
+
+
+def test_config_path_errors_are_one_line(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder; --config takes a YAML file"):
+        TrainConfig.from_yaml(tmp_path)
+    with pytest.raises(ConfigError, match="no such config file"):
+        TrainConfig.from_yaml(tmp_path / "nope.yaml")

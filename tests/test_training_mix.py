@@ -1,12 +1,11 @@
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import datasets
-import numpy as np
 import pytest
 
 from hf_slm.data.processes import LaunchError
@@ -14,21 +13,18 @@ from hf_slm.data.unit_dataset import UnitDatasetInfo, save_unit_dataset
 from hf_slm.training import RunRecord, TrainConfig
 from hf_slm.training.cli import register
 from hf_slm.training.hub import render_model_card
-from hf_slm.training.mix import load_training_data, unit_sequences, weighted
+from hf_slm.training.mix import load_training_data
 from hf_slm.training.run import run_training
 from hf_slm.training.trainer import make_accelerator
 
-K = 12
+_spec = importlib.util.spec_from_file_location("_training_helpers", Path(__file__).with_name("_training_helpers.py"))
+_h = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_h)
+one_thread, store_dir = _h.one_thread, _h.store_dir
+pytestmark = pytest.mark.usefixtures("one_thread", "store_dir")
 
-
-def _split(n, seed, length=20):
-    rng = np.random.default_rng(seed)
-    units = [rng.integers(0, K, size=length).astype(np.uint16) for _ in range(n)]
-    return datasets.Dataset.from_dict({
-        "id": [f"u{seed}-{i}" for i in range(n)], "units": units, "n_frames": [length] * n,
-        "seconds": [length / 25] * n,
-    }, features=datasets.Features({"id": datasets.Value("string"), "units": datasets.List(datasets.Value("uint16")),
-                                   "n_frames": datasets.Value("int32"), "seconds": datasets.Value("float32")}))
+K = _h.K
+_split = _h.unit_split
 
 
 @pytest.fixture
@@ -39,24 +35,15 @@ def unit_dirs(tmp_path):
     return a, b
 
 
-def test_unit_sequences_respect_slices():
-    ds = _split(5, 3).select([4, 1])
-    seqs = unit_sequences(ds)
-    assert [s.tolist() for s in seqs] == [list(map(int, u)) for u in ds["units"]]
-
-
-def test_weights_repeat_and_subsample():
-    seqs = [np.array([i]) for i in range(10)]
-    assert len(weighted(seqs, 2.0, 0)) == 20 and len(weighted(seqs, 0.5, 0)) == 5 and len(weighted(seqs, 1.5, 0)) == 15
-
-
 def test_mix_splits_and_test_flag(unit_dirs, tmp_path):
     a, b = unit_dirs
     cfg = TrainConfig(n_units=K, block_size=16, datasets=[str(a), {"id": str(b), "test": False, "weight": 2.0}])
-    data = load_training_data(cfg)
-    assert data.train.n_tokens == (40 + 60) * 21 and data.test.n_tokens == 6 * 21  # b stays out of the test set
-    assert data.tokenizer == {"id": "tok", "revision": "r1"}
-    held = load_training_data(TrainConfig(n_units=K, block_size=16, datasets=[str(b)], test_fraction=0.2))
+    data = load_training_data(cfg, progress=False)
+    assert data.train.n_tokens == (40 + 30) * 21 and data.test.n_tokens == 6 * 21  # b stays out of the test set
+    assert data.tokenizer == {"id": "tok", "revision": "r1"}  # weight 2.0 copies no token: the sampler weighs
+    assert [d["weight"] for d in data.datasets] == [1.0, 2.0] and data.datasets[1]["test_tokens"] == 0
+    held = load_training_data(TrainConfig(n_units=K, block_size=16, datasets=[str(b)], test_fraction=0.2),
+                              progress=False)
     assert held.train.n_tokens + held.test.n_tokens == 30 * 21 and held.test.n_tokens > 0
     with pytest.raises(ValueError, match="n_units"):
         load_training_data(TrainConfig(n_units=K + 1, datasets=[str(a)]))

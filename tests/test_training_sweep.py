@@ -28,6 +28,7 @@ _spec = importlib.util.spec_from_file_location("_training_mix_helpers", Path(__f
 _mix = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_mix)
 K, _split = _mix.K, _mix._split  # tiny unit splits, shared with the training-mix tests
+one_thread, store_dir = _mix.one_thread, _mix.store_dir
 
 
 def _recipe():
@@ -195,6 +196,7 @@ def test_recipe_lists_runs_and_writes_slurm(tmp_path, base_yaml, capsys):
     assert "output_dir" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("one_thread", "store_dir")
 def test_recipe_run_trains_tiny_grid(tmp_path, capsys):
     info = UnitDatasetInfo(tokenizer="tok", tokenizer_revision="r1", n_units=K, frame_rate=25.0, dedup=False)
     data = save_unit_dataset({"train": _split(40, 0), "test": _split(6, 1)}, tmp_path / "units", info)
@@ -209,7 +211,8 @@ def test_recipe_run_trains_tiny_grid(tmp_path, capsys):
 
     single = RunRecord.load(tmp_path / "runs" / "demo-xs-dn0.02")
     assert single.finished and single.run == "demo-xs-dn0.02" and single.N == N
-    assert round(0.02 * N) <= single.D <= round(0.02 * N) + 4 * 16 and single.epochs == pytest.approx(1.0)
+    assert round(0.02 * N) <= single.D <= round(0.02 * N) + 4 * 16
+    assert single.U == 40 * 21 and single.epochs == pytest.approx(single.D / single.U)  # random windows: the store
     multi = RunRecord.load(tmp_path / "runs" / "demo-xs-dn0.03-x2ep")
     assert multi.finished and round(0.03 * N) <= multi.D <= round(0.03 * N) + 4 * 16
     assert 1.6 < multi.epochs < 2.4 and multi.U < multi.D  # repeated data

@@ -1,13 +1,24 @@
+import importlib.util
 import math
+from pathlib import Path
 
+import datasets
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import LlamaForCausalLM
 
 from hf_slm.data import PackedBlocks, eos_id, pack_blocks, pad_id
-from hf_slm.training import ConfigError, RunRecord, TrainConfig, latest_checkpoint, train
+from hf_slm.data.store import MixConfig, TokenStore, pack_mix
+from hf_slm.training import ConfigError, RunRecord, TrainConfig, TrainingDiverged, latest_checkpoint, train
 from hf_slm.training import trainer as trainer_module
+
+_spec = importlib.util.spec_from_file_location("_training_helpers", Path(__file__).with_name("_training_helpers.py"))
+_h = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_h)
+one_thread = _h.one_thread
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 K, T = 16, 32
 
@@ -38,6 +49,7 @@ def test_loss_decreases_and_record_is_complete(tmp_path):
     assert record.loss == losses[-1] and record.finished
     assert record.D == 30 * 4 * T and record.flops == 6 * record.N * record.D
     assert record.flops_attn > record.flops and record.epochs == pytest.approx(record.D / record.U)
+    assert record.U == 32 * 33 and record.stats["sampling"] == "paper"  # random windows over the whole stream
     assert RunRecord.load(tmp_path / "run" / "run.json") == record
     model = LlamaForCausalLM.from_pretrained(tmp_path / "run" / "model")
     assert model.config.vocab_size == K + 2 and model.config.eos_token_id == K
@@ -53,11 +65,14 @@ def _assert_same_run(straight, resumed, tmp_path, name):
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
-def test_resume_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("sampling", ["paper", "sequential"])
+def test_resume_equals_uninterrupted(tmp_path, sampling):
     train_data, test_data = _data()
-    straight = train(_config(tmp_path, "straight", checkpoint_every=3), train_data, test_data, progress=False)
+    straight = train(_config(tmp_path, "straight", checkpoint_every=3, sampling=sampling), train_data, test_data,
+                     progress=False)
+    assert straight.stats["sampling"] == sampling
 
-    cfg = _config(tmp_path, "resumed", checkpoint_every=3)
+    cfg = _config(tmp_path, "resumed", checkpoint_every=3, sampling=sampling)
     stopped = train(TrainConfig(**{**cfg.__dict__, "stop_after": 4}), train_data, test_data, progress=False)
     assert not stopped.finished and stopped.stats["steps"] == 4
     assert not (tmp_path / "resumed" / "run.json").exists()
@@ -111,6 +126,9 @@ def test_bf16_on_gpu(tmp_path):
     train_data, test_data = _data()
     record = train(_config(tmp_path, mixed_precision="bf16", tokens=10 * 4 * T), train_data, test_data, progress=False)
     assert record.finished and math.isfinite(record.loss)
+    compiled = train(_config(tmp_path, "compiled", mixed_precision="bf16", tokens=10 * 4 * T, compile=True),
+                     train_data, test_data, progress=False)  # torch.compile with the shifted-targets loss
+    assert compiled.loss == pytest.approx(record.loss, rel=0.05)
 
 
 def test_micro_batch_is_the_whole_batch_without_cuda(tmp_path):
@@ -178,15 +196,42 @@ def test_runs_with_different_mixed_precision_share_a_process(tmp_path):
     assert losses[1] != losses[0] and losses[1] == pytest.approx(losses[0], rel=0.05)  # bf16 autocast did run
 
 
+def test_a_diverging_run_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    train_data, test_data = _data()
+    cfg = _config(tmp_path, lr=1e4, min_lr=0.0, warmup=2, tokens=8 * 4 * T, checkpoint_every=1, eval_every=None)
+    with pytest.raises(TrainingDiverged, match=r"step \d+: training diverged .*last good checkpoint is .*step-0"):
+        train(cfg, train_data, test_data, progress=False)
+    kept = latest_checkpoint(cfg.output_dir)
+    weights = load_file(kept / "model.safetensors")
+    assert weights and all(torch.isfinite(w).all() for w in weights.values())  # never NaN on disk
+    assert not (tmp_path / "run" / "model").exists() and not (tmp_path / "run" / "run.json").exists()
+    # the record of a run whose loss went NaN still serialises (JSON has no NaN)
+    record = RunRecord(run="r", size="demo-xs", N=1, N_total=2, D=1, U=1, epochs=1.0, flops=6.0, flops_attn=6.0,
+                       loss=None, curve=[{"step": 1, "tokens": 1, "flops": 6.0, "loss": float("nan")}],
+                       stats={"tokens_per_s": float("inf")})
+    assert RunRecord.load(record.save(tmp_path / "nan")).curve[0]["loss"] is None
+
+
+def _store(tmp_path) -> Path:
+    """The stream of ``_data`` as a token store (32 train and 4 test utterances of 0..K-1 twice, then EOS)."""
+    feats = datasets.Features({"id": datasets.Value("string"), "units": datasets.List(datasets.Value("uint16")),
+                               "n_frames": datasets.Value("int32"), "seconds": datasets.Value("float32")})
+
+    def split(n, tag):
+        return datasets.Dataset.from_dict({"id": [f"{tag}{i}" for i in range(n)], "units": [list(range(K)) * 2] * n,
+                                           "n_frames": [2 * K] * n, "seconds": [1.0] * n}, features=feats)
+
+    folder = _h.save_units(tmp_path / "units", {"train": split(32, "a"), "test": split(4, "b")}, k=K)
+    return pack_mix(MixConfig(datasets=[str(folder)], n_units=K), tmp_path / "stores", progress=False)
+
+
 KILLER = """
 import os, signal, sys
-import numpy as np
-from hf_slm.data import eos_id, pack_blocks, pad_id
+import torch
+from hf_slm.data.store import TokenStore
 from hf_slm.training import TrainConfig, trainer
-K, T = {K}, {T}
-seqs = [list(range(K)) * 2 for _ in range(36)]
-train_data = pack_blocks(seqs[:32], T, eos_id(K), pad_id(K))
-test_data = pack_blocks(seqs[32:], T, eos_id(K), pad_id(K))
+torch.set_num_threads(1)
+train_data, test_data = TokenStore(sys.argv[3], "train"), TokenStore(sys.argv[3], "test")
 real, calls = trainer.to_batch, []
 def to_batch_then_die(*args, **kwargs):
     calls.append(1)
@@ -198,20 +243,23 @@ trainer.train(TrainConfig.from_yaml(sys.argv[1]), train_data, test_data, progres
 """
 
 
-def test_a_run_killed_mid_step_resumes_to_the_uninterrupted_curve(tmp_path):
+def test_a_run_on_the_store_killed_mid_step_resumes_to_the_uninterrupted_curve(tmp_path):
+    import os
     import subprocess
     import sys
 
-    train_data, test_data = _data()
+    root = _store(tmp_path)
+    train_data, test_data = TokenStore(root, "train"), TokenStore(root, "test")
     straight = train(_config(tmp_path, "straight", checkpoint_every=3), train_data, test_data, progress=False)
+    assert straight.U == 32 * 33 and straight.stats["data"]["train"]["store"] == root.name
     cfg = _config(tmp_path, "killed", checkpoint_every=3)
     cfg.to_yaml(tmp_path / "killed.yaml")
     script = tmp_path / "killer.py"
-    script.write_text(KILLER.replace("{K}", str(K)).replace("{T}", str(T)))
-    # 2 micro-batches a step, 3 test batches an evaluation (every 2 steps): call 17 is the first of step 6, so
-    # the run dies inside step 6 and, resumed from the step-3 checkpoint, redoes steps 4 to 6
-    done = subprocess.run([sys.executable, str(script), str(tmp_path / "killed.yaml"), "17"], capture_output=True,
-                          text=True, timeout=120)
+    script.write_text(KILLER)
+    # 2 micro-batches a step, 3 test batches an evaluation (5 windows, every 2 steps): call 17 is the first of
+    # step 6, so the run dies inside step 6 and, resumed from the step-3 checkpoint, redoes steps 4 to 6
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "killed.yaml"), "17", str(root)],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == -9, done.stderr[-2000:]
     assert latest_checkpoint(cfg.output_dir).name == "step-00000003"
     assert not (tmp_path / "killed" / "run.json").exists()

@@ -49,7 +49,7 @@ def test_import_kmeans(kind, hubert_dir, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     config = json.loads((out / "config.json").read_text())
     assert config["encoder"] == {"type": "hubert", "model_id": str(hubert_dir), "revision": None, "layer": 2,
-                                 "sample_rate": 16000, "normalize": False}
+                                 "sample_rate": 16000, "normalize": False, "chunk_seconds": 30.0, "dtype": "float32"}
     tok = SpeechTokenizer.from_pretrained(out)
     np.testing.assert_array_equal(tok.centroids, km.cluster_centers_.astype(np.float32))
     seq = tok.encode(tone(1.0))
@@ -57,10 +57,10 @@ def test_import_kmeans(kind, hubert_dir, tmp_path, capsys):
 
 
 def test_import_kmeans_errors(tmp_path, capsys):
-    assert run(["units", "import-kmeans", str(tmp_path / "missing.bin"), str(tmp_path / "o")]) == 1
+    assert run(["units", "import-kmeans", str(tmp_path / "missing.bin"), str(tmp_path / "o")]) == 2
     assert "not found" in capsys.readouterr().err
     joblib.dump({"something": 1}, tmp_path / "bad.bin")
-    assert run(["units", "import-kmeans", str(tmp_path / "bad.bin"), str(tmp_path / "o")]) == 1
+    assert run(["units", "import-kmeans", str(tmp_path / "bad.bin"), str(tmp_path / "o")]) == 2
     assert "cluster_centers_" in capsys.readouterr().err
 
 
@@ -84,13 +84,13 @@ def test_encode_prints_units(logmel_dir, tmp_path, capsys):
 
 def test_encode_errors(logmel_dir, tmp_path, capsys):
     tokenizer = ["--tokenizer", str(logmel_dir)]
-    assert run(["units", "encode", str(tmp_path / "missing.wav"), *tokenizer]) == 1
+    assert run(["units", "encode", str(tmp_path / "missing.wav"), *tokenizer]) == 2
     assert "missing.wav" in capsys.readouterr().err
     sf.write(tmp_path / "fast.wav", tone(1.0, sr=22050), 22050)
-    assert run(["units", "encode", str(tmp_path / "fast.wav"), "--no-resample", *tokenizer]) == 1
+    assert run(["units", "encode", str(tmp_path / "fast.wav"), "--no-resample", *tokenizer]) == 2
     assert "expected sample rate 16000 Hz, got 22050 Hz" in capsys.readouterr().err
     sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
-    assert run(["units", "encode", str(tmp_path / "empty.wav"), *tokenizer]) == 1
+    assert run(["units", "encode", str(tmp_path / "empty.wav"), *tokenizer]) == 2
     assert "empty" in capsys.readouterr().err
-    assert run(["units", "encode", str(tmp_path / "fast.wav"), "--tokenizer", str(tmp_path / "none")]) == 1
+    assert run(["units", "encode", str(tmp_path / "fast.wav"), "--tokenizer", str(tmp_path / "none")]) == 2
     assert "cannot load tokenizer" in capsys.readouterr().err

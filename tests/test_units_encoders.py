@@ -116,3 +116,23 @@ def test_hubert_padded_batch_equals_single_encodes(norm):
 def test_hubert_layer_out_of_range():
     with pytest.raises(ValueError, match="layer"):
         HubertEncoder(tiny_hubert(), layer=3)
+
+
+def test_logmel_batches_by_padded_seconds_and_blocks_long_audio():
+    """A long file next to short ones is not padded into them (issue 16: one 10-minute file with fifteen
+    1.5 s files peaked at 6.1 GB): batches hold at most ``batch_seconds`` of padded audio, and the spectra of
+    a longer file are computed that much at a time."""
+    enc = LogMelEncoder(batch_seconds=4.0)
+    seen = []
+    log_mel = enc._log_mel
+    enc._log_mel = lambda windows: seen.append(tuple(windows.shape)) or log_mel(windows)
+    waves = [chirp(0.5, seed=i) for i in range(14)]
+    waves.insert(7, chirp(20.0, seed=99))
+    feats = enc.encode_batch(waves)
+    hop = enc.cfg.hop_length
+    assert max(b * t * hop for b, t, _ in seen) <= 4.0 * 16000
+    assert sum(t for b, t, _ in seen if b == 1) == enc.n_frames(len(waves[7]))  # the long file: alone, in blocks
+    assert sorted(b for b, t, _ in seen if b > 1) == [7, 7]  # the short ones: 7 (of 0.54 s padded) a batch
+    single = LogMelEncoder(batch_seconds=1e6)
+    for wave, f in zip(waves, feats, strict=True):
+        np.testing.assert_allclose(f, single.encode(wave), atol=1e-5)

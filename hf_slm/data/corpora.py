@@ -199,8 +199,7 @@ def _no_hub_reason(corpus: Corpus) -> str:
 def _cli_options(corpus: Corpus) -> str:
     """The ``build_units.py`` options that reproduce the registry entry for a local folder."""
     opts = [f"--splits {' '.join(corpus.splits)}", f"--audio-column {corpus.audio_column}"]
-    if corpus.id_column is not None:
-        opts.append(f"--id-column {corpus.id_column}")
+    opts.append(f"--id-column {corpus.id_column}" if corpus.id_column is not None else "--no-id-column")
     if corpus.keep_columns:
         opts.append(f"--keep-columns {' '.join(corpus.keep_columns)}")
     if corpus.test_fraction:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import datasets
 import evaluate
 
+from hf_slm.evaluation.decisions import decide, summarize_decisions
+from hf_slm.evaluation.presets import PRESETS
 from hf_slm.evaluation.registry import benchmark_info
-from hf_slm.evaluation.rules import RULES, compare
-from hf_slm.evaluation.stats import accuracy_summary
+from hf_slm.evaluation.rules import RULES
 
 FEATURES = datasets.Features(
     {"positive_scores": datasets.Value("float64"), "negative_scores": datasets.Value("float64")}
@@ -19,7 +20,11 @@ FEATURES = datasets.Features(
 
 
 class PairedChoiceMetric(evaluate.Metric):
-    """Accuracy (ties 0.5) with a binomial CI of paired candidate scores; subclasses set ``benchmark``."""
+    """Accuracy with a binomial CI of paired candidate scores; subclasses set ``benchmark``.
+
+    By default ties count 0.5 and the accuracy is the mean over items; ``tie_credit``, ``aggregate``,
+    ``phenomena`` and ``pair_ids`` give the paper preset's rules (see ``hf_slm.evaluation.decisions``).
+    """
 
     benchmark: str = ""
 
@@ -41,8 +46,13 @@ class PairedChoiceMetric(evaluate.Metric):
         rule: str | None = None,
         confidence: float = 0.95,
         ci_method: str = "wilson",
+        tie_credit: float = 0.5,
+        aggregate: str = "micro",
+        phenomena: list[str] | None = None,
+        pair_ids: list[str] | None = None,
     ) -> dict:
-        if rule is not None and rule not in RULES:
-            raise ValueError(f"unknown scoring rule {rule!r}; expected one of {RULES}")
-        summary = accuracy_summary(compare(positive_scores, negative_scores), confidence, ci_method)
+        if rule is not None and rule not in RULES and rule not in PRESETS:
+            raise ValueError(f"unknown scoring rule {rule!r}; expected one of {sorted({*RULES, *PRESETS})}")
+        decisions = decide(positive_scores, negative_scores, tie_credit)
+        summary = summarize_decisions(decisions, phenomena, pair_ids, aggregate, confidence, ci_method)
         return summary if rule is None else {**summary, "rule": rule}

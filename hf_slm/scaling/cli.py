@@ -1,4 +1,9 @@
-"""``hf-slm fit`` and ``hf-slm plan``: scaling-law fits and compute planning from the command line."""
+"""``hf-slm fit`` and ``hf-slm plan``: scaling-law fits and compute planning from the command line.
+
+Only the standard library is imported here; numpy, pandas, scikit-learn and the fitters are imported inside
+the commands, so ``hf-slm fit --help`` is instant. Bad input raises ``ValueError`` naming the file, key or
+option; ``hf_slm.cli.main`` prints it on one line and exits with code 2.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
-
-from hf_slm.scaling.allocation import allocation_constant, allocation_exponents
-from hf_slm.scaling.bootstrap import BootstrapResult, bootstrap_law
-from hf_slm.scaling.downstream import PowerLaw, envelope
-from hf_slm.scaling.laws import CHINCHILLA_PARAMS, ChinchillaLaw, DataConstrainedLaw
-from hf_slm.scaling.planning import plan_for_loss, plan_for_metric
-from hf_slm.scaling.runs import finite, load_run_table, parse_assignments, single_epoch
 
 LAWS = ("chinchilla", "data-constrained", "power")
 
@@ -35,25 +30,71 @@ PLAN_EPILOG = """examples:
 """
 
 
-def _floats(items) -> dict[str, float]:
+RULE_HELP = ("runs entering the fits: by default the rule of the authors' release (more than 5,000 planned updates, "
+             "at most one epoch, duplicates removed); the dropped runs are listed")
+
+
+# ------------------------------------------------------------------------------------------- options
+def _count(text: str) -> int:
+    """argparse type: an integer >= 0."""
     try:
-        return {k: float(v) for k, v in parse_assignments(items).items()}
-    except ValueError as err:
-        raise SystemExit(f"error: {err}") from err
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def _level(text: str) -> float:
+    """argparse type: a confidence level in (0, 1)."""
+    value = _positive(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a level between 0 and 1 (e.g. 0.95), got {text}")
+    return value
+
+
+def _floats(items, option: str) -> dict[str, float]:
+    from hf_slm.scaling.runs import parse_assignments
+
+    out = {}
+    for key, value in parse_assignments(items).items():
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise ValueError(f"{option} {key}={value}: {value!r} is not a number") from None
+    return out
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--map", nargs="+", default=[], action="extend", metavar="SRC=DST",
-                   help="rename source columns to canonical ones (N, D, U, C, loss, run, step, metrics)")
+                   help="rename source columns to canonical ones (N, D, U, C, loss, run, step, updates, metrics)")
     p.add_argument("--curves", action="store_true",
                    help="use every learning-curve point of run records (default: final point per run)")
-    p.add_argument("--drop-highest", type=int, default=0, metavar="K",
+    rule = p.add_argument_group("run selection", RULE_HELP)
+    rule.add_argument("--all-runs", action="store_true", help="fit on every run (no selection rule)")
+    rule.add_argument("--min-updates", type=_count, default=5000, metavar="K",
+                      help="keep runs with more than K planned updates (default 5000; 'updates' column or "
+                           "the records' stats.n_steps)")
+    p.add_argument("--drop-highest", type=_count, default=0, metavar="K",
                    help="outlier rule of Besiroglu et al.: keep points with loss strictly below the K-th largest")
-    p.add_argument("--delta", type=float, default=0.03, help="Huber delta on log-loss (paper 0.03; Chinchilla 1e-3)")
+    p.add_argument("--delta", type=_positive, default=0.03,
+                   help="Huber delta on log-loss (paper 0.03; Chinchilla 1e-3)")
     p.add_argument("--fix", nargs="+", default=[], action="extend", metavar="NAME=VALUE",
                    help="hold constants fixed: E, A, B, alpha, beta, R_N, R_D")
-    p.add_argument("--bootstrap", type=int, default=0, metavar="K", help="bootstrap resamples of runs (0: none)")
-    p.add_argument("--level", type=float, default=0.95, help="confidence level of intervals")
+    p.add_argument("--bootstrap", type=_count, default=0, metavar="K", help="bootstrap resamples of runs (0: none)")
+    p.add_argument("--level", type=_level, default=0.95, help="confidence level of intervals (default 0.95)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
 
 
@@ -63,7 +104,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "fit", help="fit a scaling law (eq.4, eq.7/8 or a power law) to a run table",
         description="Fit a scaling law to a run table (CSV, JSONL, Parquet or a folder of run.json records). "
                     "eq.4 is fitted as Besiroglu et al. do: summed Huber loss on log-loss, log-sum-exp "
-                    "parameterisation, batched L-BFGS from a 4,500-point grid, best optimum polished.",
+                    "parameterisation, batched L-BFGS from a 4,500-point grid, best optimum polished. "
+                    "Rows with a missing or non-positive value are dropped and listed; a law with p free "
+                    "constants needs at least p + 1 points.",
         epilog=FIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     fit.add_argument("runs", help="run table file or folder of run records")
     fit.add_argument("--law", choices=LAWS, default="chinchilla", help="law to fit (default chinchilla)")
@@ -88,32 +131,108 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=PLAN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     plan.add_argument("source", help="run table / folder of run records, or a fit JSON")
     target = plan.add_mutually_exclusive_group(required=True)
-    target.add_argument("--loss", type=float, help="target test loss")
+    target.add_argument("--loss", type=_positive, help="target test loss")
     target.add_argument("--metric", help="metric column whose envelope power law is inverted")
     plan.add_argument("--target", type=float, help="target metric value (with --metric)")
-    plan.add_argument("--N", type=float, help="fixed model size: tokens this model needs (with --loss)")
+    plan.add_argument("--N", type=_positive, help="fixed model size: tokens this model needs (with --loss)")
     _add_data_args(plan)
     plan.add_argument("--json", metavar="OUT", help="write the plan as JSON")
     plan.set_defaults(func=run_plan)
 
 
 # ---------------------------------------------------------------------------------------------- data
-def _load(args, curves: bool | None = None) -> pd.DataFrame:
-    df = load_run_table(args.runs if hasattr(args, "runs") else args.source,
-                        curves=args.curves if curves is None else curves,
-                        column_map=parse_assignments(args.map))
-    if args.drop_highest:
-        threshold = np.sort(df["loss"].to_numpy())[-args.drop_highest]
-        df = df[df["loss"] < threshold]
-    return df.reset_index(drop=True)
+def _rule(args, epochs: bool = True):
+    """The selection rule of ``args`` (None with ``--all-runs``); ``epochs=False`` for eq.7/8."""
+    from hf_slm.scaling.selection import FitRunRule
+
+    if args.all_runs:
+        return None
+    return FitRunRule(min_updates=args.min_updates, max_epochs=1.0 if epochs else None)
 
 
-def _groups(df: pd.DataFrame):
+def _load(args, curves: bool | None = None):
+    """The run table of ``args`` (``runs`` or ``source``) with the column map applied."""
+    from hf_slm.scaling.runs import load_run_table, parse_assignments
+
+    return load_run_table(args.runs if hasattr(args, "runs") else args.source,
+                          curves=args.curves if curves is None else curves,
+                          column_map=parse_assignments(args.map))
+
+
+class Prepared:
+    """The rows a fit uses, and what was dropped on the way (printed, and saved in the fit JSON)."""
+
+    def __init__(self, rows, selection, dropped_rows: list[str], notes: list[str]) -> None:
+        self.rows, self.selection, self.dropped_rows, self.notes = rows, selection, dropped_rows, notes
+
+    def report(self) -> dict:
+        return {"selection": self.selection.to_dict(), "dropped_rows": self.dropped_rows}
+
+
+def _row_name(df, i) -> str:
+    return str(df.at[i, "run"]) if "run" in df else f"row {i}"
+
+
+def prepare(df, args, columns: list[str], rule, law_name: str, echo: bool = True) -> Prepared:
+    """Apply the run-selection ``rule``, drop (and name) rows with a missing or non-positive value in
+    ``columns``, then the ``--drop-highest`` outlier rule; refuse an empty result. With ``echo`` the notes
+    (rule, dropped runs and rows) are printed as they are made, so they precede any error."""
+    import numpy as np
+
+    from hf_slm.scaling.selection import select_fit_runs
+
+    for col in columns:
+        if col not in df:
+            raise ValueError(f"no column {col!r} in the run table (columns: {list(df.columns)}); "
+                             "rename one with --map SRC=DST")
+    selection = select_fit_runs(df, rule)
+    notes = selection.describe()
+    data = selection.rows
+    import pandas as pd
+
+    numeric = data[columns].apply(pd.to_numeric, errors="coerce")  # text in a value column counts as missing
+    good = np.isfinite(numeric.to_numpy(dtype=float)) & (numeric.to_numpy(dtype=float) > 0)
+    ok = good.all(axis=1)
+    dropped_rows = []
+    for i in np.flatnonzero(~ok):
+        bad = ", ".join(f"{c}={data.at[i, c]}" for j, c in enumerate(columns) if not good[i, j])
+        dropped_rows.append(f"{_row_name(data, i)} ({bad})")
+    if dropped_rows:
+        notes.append(f"dropped {len(dropped_rows)} of {len(data)} rows with a missing, non-finite or "
+                     f"non-positive {'/'.join(columns)}: " + "; ".join(dropped_rows[:10])
+                     + (f"; ... ({len(dropped_rows) - 10} more)" if len(dropped_rows) > 10 else ""))
+    data = data[ok].reset_index(drop=True)
+    for col in columns:
+        data[col] = pd.to_numeric(data[col])
+    if echo:
+        _print_notes(notes)
+    if data.empty:
+        raise ValueError(f"no rows left to fit the {law_name} law on (see the dropped runs and rows above)")
+    k = args.drop_highest
+    if k:
+        if k >= len(data):
+            raise ValueError(f"--drop-highest {k} would drop every point: only {len(data)} rows to fit")
+        threshold = np.sort(data["loss"].to_numpy())[-k]
+        n_before = len(data)
+        data = data[data["loss"] < threshold].reset_index(drop=True)
+        notes.append(f"--drop-highest {k}: kept the {len(data)} of {n_before} points with loss below {threshold:.6g}")
+        if echo:
+            _print_notes(notes[-1:])
+    return Prepared(data, selection, dropped_rows, notes)
+
+
+def _check_points(n_points: int, n_free: int, law_name: str) -> None:
+    if n_points < n_free + 1:
+        raise ValueError(f"the {law_name} law has {n_free} free constant{'s' * (n_free != 1)}: a fit needs at least "
+                         f"{n_free + 1} points, got {n_points}")
+
+
+def _groups(df):
     return df["run"].astype(str).to_numpy() if "run" in df else None
 
 
 # ---------------------------------------------------------------------------------------------- fits
-def _value(name: str, value: float, boot: BootstrapResult | None, fixed: dict) -> float | dict:
+def _value(name: str, value: float, boot, fixed: dict) -> float | dict:
     if boot is None or name in fixed:
         return float(value)
     low, high = boot.interval(name)
@@ -121,45 +240,69 @@ def _value(name: str, value: float, boot: BootstrapResult | None, fixed: dict) -
             "se": float(boot.samples[name].std(ddof=1)), "level": boot.level}
 
 
-def _payload(law_name: str, law, boot: BootstrapResult | None, fixed: dict, n_points: int, args) -> dict:
-    out: dict = {"law": law_name, "delta": args.delta, "n_points": n_points}
+def _payload(law_name: str, law, boot, fixed: dict, prepared: Prepared, args) -> dict:
+    from hf_slm.scaling.allocation import allocation_constant, allocation_exponents
+
+    out: dict = {"law": law_name, "delta": args.delta, "n_points": len(prepared.rows)}
     for name, value in law.params_.items():
         out[name] = _value(name, value, boot, fixed)
     if law_name != "power":
         p = law.params_
         a, b = allocation_exponents(p["alpha"], p["beta"])
-        out["allocation"] = {"a": a, "b": b, "G": allocation_constant(p)}
+        out["allocation"] = {"a": a, "b": b, "G": allocation_constant(p) if p["alpha"] > 0 < p["beta"] else None}
         out["objective"] = law.objective_
         out["n_starts"] = law.n_starts_
     else:
         out["rmse_log"] = law.rmse_log_
     out["fixed"] = fixed
+    out.update(prepared.report())
     if boot is not None:
         out["bootstrap"] = {"n_resamples": args.bootstrap, "n_valid": len(boot.samples), "level": boot.level,
                             "seed": args.seed, "samples": boot.samples.to_dict("list")}
     return out
 
 
-def fit_chinchilla(df: pd.DataFrame, args) -> tuple[dict, ChinchillaLaw, BootstrapResult | None]:
-    """eq.4 fit for the CLI (single-epoch rows), with optional bootstrap."""
-    fixed = _floats(args.fix)
-    data = finite(df[single_epoch(df)], ["N", "D", "loss"])
+def fit_chinchilla(df, args, echo: bool = True):
+    """eq.4 fit for the CLI on the selected single-epoch rows, with optional bootstrap.
+
+    Returns ``(payload, law, bootstrap, prepared)``."""
+    from hf_slm.scaling.bootstrap import bootstrap_law
+    from hf_slm.scaling.laws import ChinchillaLaw
+    from hf_slm.scaling.runs import single_epoch
+
+    fixed = _floats(args.fix, "--fix")
+    prepared = prepare(df, args, ["N", "D", "loss"], _rule(args), "eq.4", echo)
+    data = prepared.rows
+    if args.all_runs:  # eq.4 is a law of unique data: multi-epoch runs never enter it
+        multi = ~single_epoch(data)
+        if multi.any():
+            prepared.notes.append(f"eq.4 uses single-epoch runs only: left out {int(multi.sum())} multi-epoch rows")
+            if echo:
+                _print_notes(prepared.notes[-1:])
+        data = prepared.rows = data[~multi].reset_index(drop=True)
     law = ChinchillaLaw(delta=args.delta, fixed=fixed or None, tie_exponents=getattr(args, "tie_exponents", False),
                         reduction=getattr(args, "reduction", "sum"),
-                        init=_floats(getattr(args, "init", [])) or None)
+                        init=_floats(getattr(args, "init", []), "--init") or None)
+    _check_points(len(data), len(law._param_map().free_names), "eq.4")
     law.fit(data["N"], data["D"], data["loss"])
     boot = None
     if args.bootstrap:
         boot = bootstrap_law(law, data["N"], data["D"], data["loss"], groups=_groups(data),
                              n_resamples=args.bootstrap, level=args.level, seed=args.seed)
-    return _payload("chinchilla", law, boot, fixed, len(data), args), law, boot
+    return _payload("chinchilla", law, boot, fixed, prepared, args), law, boot, prepared
 
 
-def _fit_data_constrained(df: pd.DataFrame, args):
-    fixed = _floats(args.fix)
-    data = finite(df, ["N", "D", "loss"])
+def _fit_data_constrained(df, args):
+    from hf_slm.scaling.bootstrap import bootstrap_law
+    from hf_slm.scaling.laws import CHINCHILLA_PARAMS, DataConstrainedLaw
+
+    fixed = _floats(args.fix, "--fix")
+    prepared = prepare(df, args, ["N", "D", "loss"], _rule(args, epochs=False), "eq.7/8")
+    data = prepared.rows
     law = DataConstrainedLaw(delta=args.delta, fixed=fixed or None, reduction=args.reduction,
-                             init=_floats(args.init) or None)
+                             init=_floats(args.init, "--init") or None)
+    n_free = len([n for n in ("R_N", "R_D") if n not in fixed])
+    _check_points(len(data), n_free, "eq.7/8")
     U = data["U"] if "U" in data else None
     law.fit(data["N"], data["D"], U, data["loss"])
     boot = None
@@ -167,32 +310,47 @@ def _fit_data_constrained(df: pd.DataFrame, args):
         boot = bootstrap_law(law, data["N"], data["D"], data["loss"], groups=_groups(data),
                              n_resamples=args.bootstrap, level=args.level, seed=args.seed)
     base_fixed = {k: v for k, v in law.params_.items() if k in CHINCHILLA_PARAMS}
-    return _payload("data-constrained", law, boot, {**base_fixed, **fixed}, len(data), args), law, boot
+    payload = _payload("data-constrained", law, boot, {**base_fixed, **fixed}, prepared, args)
+    return payload, law, boot, prepared
 
 
-def fit_power(df: pd.DataFrame, args, x: str = "C", y: str = "loss", mode: str = "auto"):
-    """Power law ``y = k x^gamma`` on the envelope of ``y`` (or on all points with mode ``none``)."""
-    if y not in df:
-        raise SystemExit(f"error: no column {y!r} in the run table (columns: {list(df.columns)})")
-    data = finite(df, [x, y])
+def fit_power(df, args, x: str = "C", y: str = "loss", mode: str = "auto"):
+    """Power law ``y = k x^gamma`` on the envelope of ``y`` (or on all points with mode ``none``).
+
+    Returns ``(payload, law, bootstrap, rows used, prepared)``."""
+    from hf_slm.scaling.bootstrap import bootstrap_law
+    from hf_slm.scaling.downstream import PowerLaw, envelope
+
+    prepared = prepare(df, args, [x, y], _rule(args), "power")
+    data = prepared.rows
     mode = ("min" if y == "loss" else "max") if mode == "auto" else mode
     if mode != "none":
         env = envelope(data[x], data[y], mode=mode)
         data = data.iloc[env["index"].to_numpy()]
+    _check_points(len(data), 2, f"power ({y} on the {mode} envelope)" if mode != "none" else "power")
     law = PowerLaw().fit(data[x], data[y])
     boot = None
     if args.bootstrap:
         boot = bootstrap_law(law, data[x], data[y], n_resamples=args.bootstrap, level=args.level, seed=args.seed)
-    payload = _payload("power", law, boot, {}, len(data), args)
-    payload.update(x=x, y=y, envelope=mode)
-    return payload, law, boot, data
+    payload = _payload("power", law, boot, {}, prepared, args)
+    payload.update(x=x, y=y, envelope=mode, n_points=len(data))
+    return payload, law, boot, data, prepared
 
 
 def _write_json(payload: dict, path: str | None) -> None:
+    if not path:
+        return
     text = json.dumps(payload, indent=2, default=float)
-    if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text + "\n")
+    out = Path(path)
+    if out.is_dir():
+        raise IsADirectoryError(f"--json {path} is a folder; give a file name")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+
+
+def _print_notes(notes: list[str]) -> None:
+    for line in notes:
+        print(line)
 
 
 def _print_summary(payload: dict) -> None:
@@ -211,76 +369,108 @@ def _print_summary(payload: dict) -> None:
 
 def run_fit(args: argparse.Namespace) -> int:
     """``hf-slm fit``."""
-    from hf_slm.scaling.figures import plot_isoloss, plot_power_fit
-
     df = _load(args)
     if args.law == "power":
-        payload, law, _, data = fit_power(df, args, args.x, args.y, args.envelope)
-        if args.plot:
-            full = finite(df, [args.x, args.y])
-            plot_power_fit(full[args.x], full[args.y], law.params_, args.plot,
-                           mode="min" if payload["envelope"] in ("min", "none") else "max", ylabel=args.y)
+        payload, law, _, _, prepared = fit_power(df, args, args.x, args.y, args.envelope)
     else:
         fitter = fit_chinchilla if args.law == "chinchilla" else _fit_data_constrained
-        payload, law, _ = fitter(df, args)
-        if args.plot:
-            plot_isoloss(law.params_, args.plot, runs=df)
+        payload, law, _, prepared = fitter(df, args)
     _print_summary(payload)
     _write_json(payload, args.json)
+    if args.plot:
+        from hf_slm.scaling.figures import plot_isoloss, plot_power_fit
+
+        if args.law == "power":
+            full = prepared.rows
+            plot_power_fit(full[args.x], full[args.y], law.params_, args.plot,
+                           mode="min" if payload["envelope"] in ("min", "none") else "max", ylabel=args.y)
+        else:
+            plot_isoloss(law.params_, args.plot, runs=prepared.rows)
     if args.json:
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
 
 
 # ---------------------------------------------------------------------------------------------- plan
-def _saved_samples(payload: dict) -> pd.DataFrame | None:
+def _saved_samples(payload: dict):
+    import pandas as pd
+
     samples = (payload.get("bootstrap") or {}).get("samples")
     return pd.DataFrame(samples) if samples else None
 
 
-def _point(payload: dict, names) -> dict[str, float]:
-    return {n: float(payload[n]["value"] if isinstance(payload[n], dict) else payload[n]) for n in names}
+def _point(payload: dict, names, where: str) -> dict[str, float]:
+    out = {}
+    for name in names:
+        if name not in payload:
+            raise ValueError(f"{where}: the fit has no key {name!r} (a {payload.get('law')} fit from "
+                             f"`hf-slm fit --json` holds {', '.join(names)})")
+        entry = payload[name]
+        value = entry.get("value") if isinstance(entry, dict) else entry
+        try:
+            out[name] = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: key {name!r} is not a number: {entry!r}") from None
+    return out
 
 
 def _plan_from_fit(args, payload: dict) -> dict:
+    from hf_slm.scaling.laws import CHINCHILLA_PARAMS
+    from hf_slm.scaling.planning import plan_for_loss, plan_for_metric
+
+    where = str(args.source)
     samples = _saved_samples(payload)
     if args.loss is not None:
         if payload.get("law") == "power":
-            raise SystemExit("error: a power-law fit cannot plan for a loss; use an eq.4 fit or a run table")
-        return plan_for_loss(args.loss, _point(payload, CHINCHILLA_PARAMS), samples, N=args.N, level=args.level)
+            raise ValueError(f"{where} is a power-law fit: it cannot plan for a loss; use an eq.4 fit or a run table")
+        return plan_for_loss(args.loss, _point(payload, CHINCHILLA_PARAMS, where), samples, N=args.N,
+                             level=args.level)
     if payload.get("law") != "power":
-        raise SystemExit("error: --metric needs a power-law fit JSON or a run table")
-    return plan_for_metric(args.target, _point(payload, ("k", "gamma")), samples, level=args.level)
+        raise ValueError(f"--metric needs a power-law fit JSON or a run table; {where} is a {payload.get('law')} fit")
+    return plan_for_metric(args.target, _point(payload, ("k", "gamma"), where), samples, level=args.level)
 
 
-def _plan_from_runs(args) -> dict:
+def _plan_from_runs(args, notes: list[str]) -> dict:
+    from hf_slm.scaling.planning import plan_for_loss, plan_for_metric
+
     df = _load(args, curves=False)
     if args.loss is not None:
-        _, law, boot = fit_chinchilla(df, args)
+        _, law, boot, prepared = fit_chinchilla(df, args)
+        notes += prepared.notes
         return plan_for_loss(args.loss, law.params_, None if boot is None else boot.samples, N=args.N,
                              level=args.level)
-    _, power, boot, _ = fit_power(df, args, "C", args.metric, "max")
+    _, power, boot, _, prepared = fit_power(df, args, "C", args.metric, "max")
+    notes += prepared.notes
     law_params = None
     try:
-        law_params = fit_chinchilla(df, argparse.Namespace(**{**vars(args), "bootstrap": 0}))[1].params_
-    except (ValueError, RuntimeError):
-        pass
-    return plan_for_metric(args.target, power.params_, None if boot is None else boot.samples, law_params,
+        law_params = fit_chinchilla(df, argparse.Namespace(**{**vars(args), "bootstrap": 0}), echo=False)[1].params_
+    except (ValueError, RuntimeError) as err:
+        notes.append(f"N and D not planned: the eq.4 fit they need failed ({err})")
+        _print_notes(notes[-1:])
+    plan = plan_for_metric(args.target, power.params_, None if boot is None else boot.samples, law_params,
                            level=args.level)
+    return plan
 
 
 def run_plan(args: argparse.Namespace) -> int:
     """``hf-slm plan``."""
+    from hf_slm.scaling.runs import _read_json
+
     if args.metric is not None and args.target is None:
-        raise SystemExit("error: --metric needs --target VALUE")
+        raise ValueError("--metric needs --target VALUE")
+    if args.N is not None and args.loss is None:
+        raise ValueError("--N plans for a target loss: give --loss too")
     source = Path(args.source)
     payload = None
     if source.suffix == ".json" and source.is_file():
-        data = json.loads(source.read_text())
+        data = _read_json(source)
         payload = data if isinstance(data, dict) and "law" in data else None
-    plan = _plan_from_fit(args, payload) if payload is not None else _plan_from_runs(args)
+    notes: list[str] = []
+    plan = _plan_from_fit(args, payload) if payload is not None else _plan_from_runs(args, notes)
     for name, entry in plan.items():
         band = f"  [{entry['ci_low']:.4g}, {entry['ci_high']:.4g}]" if "ci_low" in entry else ""
         print(f"{name:>13} = {entry['value']:.4g}{band}")
+    if notes:
+        plan = {**plan, "notes": notes}
     _write_json(plan, args.json)
     return 0

@@ -66,8 +66,8 @@ class PowerLaw(BaseEstimator):
     def fit(self, C, Q, sample_weight=None) -> PowerLaw:
         """Fit on compute ``C`` and positive values ``Q``."""
         C, Q = np.asarray(C, dtype=float), np.asarray(Q, dtype=float)
-        if len(C) < 2 or np.any(C <= 0) or np.any(Q <= 0):
-            raise ValueError("PowerLaw needs at least 2 points with positive C and Q")
+        if len(C) < 2 or not (np.isfinite(C) & np.isfinite(Q)).all() or np.any(C <= 0) or np.any(Q <= 0):
+            raise ValueError(f"PowerLaw needs at least 2 points with finite, positive C and Q (got {len(C)} points)")
         w = _weights(sample_weight, len(C))
         x, y = np.log(C), np.log(Q)
         xm, ym = np.average(x, weights=w), np.average(y, weights=w)

@@ -112,6 +112,17 @@ def _columns(first, rest: tuple, names: tuple[str, ...]) -> list[np.ndarray]:
     return [None if a is None else np.asarray(a, dtype=float) for a in (first, *rest)]
 
 
+def _check_positive(**arrays: np.ndarray) -> None:
+    """ValueError naming the first array (and row) that is empty, non-finite or not positive."""
+    for name, values in arrays.items():
+        if len(values) == 0:
+            raise ValueError(f"no points to fit: {name} is empty")
+        bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
+        if bad.size:
+            raise ValueError(f"{name} must be finite and positive: {bad.size} bad value(s), first at row {bad[0]} "
+                             f"({values[bad[0]]}); drop those rows before fitting")
+
+
 class _HuberLaw(BaseEstimator):
     """Shared machinery: fixed/tied parameters, starts, multi-start fit, batched weighted refits."""
 
@@ -146,9 +157,13 @@ class _HuberLaw(BaseEstimator):
         if not hasattr(self, "params_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted yet; call fit() first")
 
-    def _run_fit(self, objective: HuberLogObjective) -> MultiStartResult:
+    def _run_fit(self, objective: HuberLogObjective, n_points: int) -> MultiStartResult:
         pmap = self._param_map()
         self.param_map_ = pmap
+        n_free = len(pmap.free_names)
+        if n_points < n_free + 1:
+            raise ValueError(f"{type(self).__name__} has {n_free} free constants ({', '.join(pmap.free_names)}): "
+                             f"a fit needs at least {n_free + 1} points, got {n_points}")
         if not pmap.free_names:
             f, _ = objective(pmap.full(np.zeros((1, 0))), grad=False)
             return MultiStartResult(x=np.zeros(0), fun=float(f[0]), starts_x=np.zeros((1, 0)),
@@ -240,10 +255,9 @@ class ChinchillaLaw(_HuberLaw):
         N, D, loss = _columns(N, (D, loss), ("N", "D", "loss"))
         if N is None or D is None or loss is None:
             raise ValueError("ChinchillaLaw.fit needs N, D and loss")
-        if len(N) == 0 or np.any(N <= 0) or np.any(D <= 0) or np.any(loss <= 0):
-            raise ValueError("N, D and loss must be non-empty and positive")
+        _check_positive(N=N, D=D, loss=loss)
         self._data = (np.log(N), np.log(D), np.log(loss))
-        self._store(self._run_fit(self._objective(sample_weight)))
+        self._store(self._run_fit(self._objective(sample_weight), len(N)))
         self.params_ = to_public(self.theta_)
         self.n_points_ = len(N)
         return self
@@ -313,11 +327,12 @@ class DataConstrainedLaw(_HuberLaw):
         N, D, U, loss = _columns(N, (D, U, loss), ("N", "D", "U", "loss"))
         if N is None or D is None or loss is None:
             raise ValueError("DataConstrainedLaw.fit needs N, D, U and loss")
+        _check_positive(N=N, D=D, loss=loss)
         U = D.copy() if U is None else np.where(np.isfinite(U), U, D)
         base = self._resolve_base(N, D, U, loss, sample_weight)
         self.base_params_ = base
         self._data = (data_constrained_inputs(N, D, U, base), np.log(loss))
-        self._store(self._run_fit(self._objective(sample_weight)))
+        self._store(self._run_fit(self._objective(sample_weight), len(N)))
         self.params_ = {**base, **to_public(self.theta_)}
         self.n_points_ = len(N)
         return self

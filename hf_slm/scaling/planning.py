@@ -38,8 +38,20 @@ def plan_for_loss(target: float, params: Mapping[str, float], samples: pd.DataFr
                   N: float | None = None, level: float = 0.95) -> dict[str, dict[str, float]]:
     """Compute-optimal ``C``, ``N``, ``D`` reaching loss ``target`` under eq.4/eq.6.
 
-    With ``N`` given, the tokens ``D`` that model size needs instead (and ``C = 6 N D``).
+    With ``N`` given, the tokens ``D`` that model size needs instead (and ``C = 6 N D``). A target the point
+    estimate can never reach (at or below ``E``, or below ``E + A / N^alpha`` for a fixed ``N``) raises
+    ``ValueError``; bootstrap samples that cannot reach it give ``inf`` and widen the band.
     """
+    floor = float(params["E"])
+    if target <= floor:
+        raise ValueError(f"target loss {target:g} is at or below the irreducible loss E = {floor:.6g} of the fit: "
+                         "no amount of compute reaches it; choose a target above E")
+    if N is not None:
+        floor_n = floor + float(params["A"]) / float(N) ** float(params["alpha"])
+        if target <= floor_n:
+            raise ValueError(f"target loss {target:g} is at or below what a model of N = {N:.4g} parameters "
+                             f"reaches with unlimited data (E + A / N^alpha = {floor_n:.6g}); "
+                             "choose a larger N or a higher target")
 
     def one(p: Mapping[str, float]) -> tuple[float, float, float]:
         if N is None:

@@ -13,11 +13,17 @@ from typing import Any
 import yaml
 
 from hf_slm.data.packing import BLOCK_SIZE
+from hf_slm.data.store import MixConfig, MixEntry, to_bool
+from hf_slm.data.tokens import TOKEN_TYPES
+from hf_slm.training.sampling import SAMPLINGS
 from hf_slm.training.sizes import ModelSize, get_size
+
+DatasetSpec = MixEntry  # one dataset of the mix: id, weight, test, revision, train_split, test_split
 
 MIXED_PRECISION = ("no", "bf16")
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 TRACKERS = (None, "tensorboard", "trackio", "wandb", "all")
+SCALED_INITS = ("release", "residual", "none")
 
 
 class ConfigError(ValueError):
@@ -25,42 +31,30 @@ class ConfigError(ValueError):
 
 
 @dataclass
-class DatasetSpec:
-    """One unit dataset of the training mix (a local folder or a Hub id).
-
-    ``weight`` scales how much of it is packed (2.0 = every utterance twice, 0.5 = a seeded half); ``test``
-    False keeps its test split out of the held-out loss (the paper does so for sTinyStories).
-    """
-
-    id: str
-    weight: float = 1.0
-    test: bool = True
-    revision: str | None = None
-    train_split: str = "train"
-    test_split: str = "test"
-
-    def __post_init__(self) -> None:
-        self.id = str(self.id)
-        self.weight = float(self.weight)
-        self.test = _to_bool(self.test)
-        if not self.weight > 0:
-            raise ConfigError(f"datasets: {self.id}: weight must be > 0, got {self.weight!r}")
-
-
-@dataclass
 class TrainConfig:
-    """Everything a training run depends on. Defaults are the paper's (3.1) except where noted.
+    """Everything a training run depends on. Defaults are the paper's recipe, from the authors' release
+    (``tiagoCuervo/slm_scaling``) where it is more exact than the text, except where noted.
 
     The budget is ``tokens`` (D) or ``tokens_per_param`` (D/N); repetition is ``unique_tokens`` (U) or
-    ``epochs`` (D/U); U defaults to D (one epoch) capped at what the data hold. ``batch_size`` is the global
-    batch in sequences (default: the size's Table 1 batch); each process runs ``micro_batch_size`` sequences
-    per forward pass and gradient accumulation makes up the rest (computed, never set by hand). Leave
-    ``micro_batch_size`` empty to have the largest micro-batch that fits measured on the GPU.
+    ``epochs`` (D/U); U defaults to the whole training store (``sampling: paper``) or to D capped at what the
+    data hold (``sampling: sequential``). ``batch_size`` is the global batch in sequences (default: the size's
+    batch in the release's configs); each process runs ``micro_batch_size`` sequences per forward pass and
+    gradient accumulation makes up the rest (computed, never set by hand). Leave ``micro_batch_size`` empty to
+    have the largest micro-batch that fits measured on the GPU.
+
+    Warm-up: ``warmup`` steps when set (the release: 1,000 for 20M/85M/155M), else
+    ``max(warmup_min, floor(warmup_fraction * steps))`` (the paper's text: max(100, 1 %); the release: 1 % for
+    309M/823M); the learning rate of step ``s`` in warm-up is ``lr * s / warmup`` (the first step at 0), then
+    half-cycle cosine to ``min_lr``. Init: N(0, ``init_std``) for every matrix; ``scaled_init`` "release" puts
+    the attention output and the MLP's ``up_proj`` (their ``w3``) at ``init_std / sqrt(2 n_layers)``, as the
+    release's code does; "residual" puts ``o_proj`` and ``down_proj`` there (GPT-2's rule); "none" neither.
     """
 
     size: str = "demo-s"
     n_units: int = 500
+    token_type: str = "units"  # "unigram": train on the 'tokens' column of unigram-compressed unit datasets
     block_size: int = BLOCK_SIZE
+    sampling: str = "paper"  # "paper": random windows of block_size + 1 tokens; "sequential": packed blocks
     batch_size: int | None = None
     micro_batch_size: int | None = None  # None: the largest that fits, measured on CUDA; the whole batch on CPU
     tokens: int | None = None
@@ -69,20 +63,25 @@ class TrainConfig:
     epochs: float | None = None
     lr: float = 5e-4
     min_lr: float = 5e-5
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.95)  # not given in the paper; Llama's / Chinchilla's values
+    weight_decay: float = 0.1  # on matrices only (embeddings included), never on norms
+    betas: tuple[float, float] = (0.9, 0.95)
     eps: float = 1e-8
-    grad_clip: float | None = 1.0  # not given in the paper; the usual Llama value
-    warmup_min: int = 100  # warm-up = max(warmup_min, warmup_fraction * n_iters); lower it for tiny runs
+    grad_clip: float | None = 1.0
+    warmup: int | None = None  # fixed warm-up steps; None = the rule below
+    warmup_min: int = 100  # warm-up = max(warmup_min, floor(warmup_fraction * n_iters)); lower it for tiny runs
     warmup_fraction: float = 0.01
+    tie_embeddings: bool = True  # one matrix for the input embedding and the LM head, as the release
+    norm_eps: float = 1e-5  # RMSNorm epsilon of the release (transformers' Llama default is 1e-6)
+    init_std: float = 0.02
+    scaled_init: str = "release"
     eval_every: int | None = None  # steps between test-loss evaluations; None = only at the end
-    eval_blocks: int | None = None  # test blocks (a seeded subset) per periodic evaluation; None = all
+    eval_blocks: int | None = None  # test windows (a seeded subset) per periodic evaluation; None = all
     log_every: int = 10
     checkpoint_every: int | None = None
     keep_checkpoints: int = 1
     stop_after: int | None = None  # stop (checkpointed, no run.json) after this many steps: time-sliced jobs
     seed: int = 0
-    mixed_precision: str = "no"
+    mixed_precision: str = "no"  # the release trains in bf16 (the paper configs set it); "no" suits a CPU
     compile: bool = False
     compile_mode: str | None = None  # torch.compile mode when compile is on; None = torch's default
     attn_implementation: str = "sdpa"
@@ -90,7 +89,9 @@ class TrainConfig:
     tracker: str | None = "tensorboard"
     run_name: str | None = None
     datasets: list[DatasetSpec] = field(default_factory=list)
-    test_fraction: float = 0.01  # held-out share of a dataset without a test split
+    test_fraction: float = 0.01  # held-out share of a dataset without a test split (by a hash of the id)
+    store_dir: str | None = None  # where token stores are packed; None = $HF_SLM_STORE_DIR or ~/.cache/hf_slm/stores
+    store_shard_tokens: int = 2**27  # training tokens per store shard (a resumable unit of packing)
 
     def __post_init__(self) -> None:
         self.datasets = [_dataset_spec(d, i) for i, d in enumerate(self.datasets)]
@@ -106,13 +107,13 @@ class TrainConfig:
             raise ConfigError(f"size: {err}") from None
         positive = ("n_units", "block_size", "batch_size", "micro_batch_size", "tokens", "tokens_per_param",
                     "unique_tokens", "epochs", "lr", "log_every", "checkpoint_every", "eval_every",
-                    "eval_blocks", "keep_checkpoints", "stop_after")
+                    "eval_blocks", "keep_checkpoints", "stop_after", "store_shard_tokens", "norm_eps")
         for key in positive:
             value = getattr(self, key)
             if value is not None and not value > 0:
                 raise ConfigError(f"{key} must be > 0, got {value!r}")
-        for key in ("min_lr", "weight_decay", "eps", "warmup_min", "warmup_fraction"):
-            if getattr(self, key) < 0:
+        for key in ("min_lr", "weight_decay", "eps", "warmup_min", "warmup_fraction", "warmup", "init_std"):
+            if getattr(self, key) is not None and getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)!r}")
         if self.min_lr > self.lr:
             raise ConfigError(f"min_lr={self.min_lr} exceeds lr={self.lr}")
@@ -122,6 +123,14 @@ class TrainConfig:
             raise ConfigError(f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
         if self.compile_mode not in COMPILE_MODES:
             raise ConfigError(f"compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}")
+        if self.token_type not in TOKEN_TYPES:
+            raise ConfigError(f"token_type must be one of {TOKEN_TYPES}, got {self.token_type!r}")
+        if self.sampling not in SAMPLINGS:
+            raise ConfigError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+        if self.scaled_init not in SCALED_INITS:
+            raise ConfigError(f"scaled_init must be one of {SCALED_INITS}, got {self.scaled_init!r}")
+        if self.block_size < 2:
+            raise ConfigError(f"block_size must be >= 2, got {self.block_size}")
         if self.tracker not in TRACKERS:
             raise ConfigError(f"tracker must be one of {TRACKERS}, got {self.tracker!r}")
         if self.tokens is not None and self.tokens_per_param is not None:
@@ -140,8 +149,8 @@ class TrainConfig:
 
     @property
     def global_batch_size(self) -> int:
-        """Sequences per optimizer step, across all processes."""
-        return self.batch_size or self.model_size.batch_size
+        """Sequences per optimizer step, across all processes (default: the release's batch of the size)."""
+        return self.batch_size or self.model_size.release_batch_size
 
     def grad_accum_steps(self, num_processes: int = 1, micro_batch: int | None = None) -> int:
         """Micro-batches per process per step so that the global batch is exactly ``batch_size``.
@@ -162,8 +171,16 @@ class TrainConfig:
         return self.global_batch_size // (self.grad_accum_steps(num_processes, micro_batch) * num_processes)
 
     def warmup_steps(self, n_steps: int) -> int:
-        """The paper's warm-up, max(100, 0.01 n_iters), with ``warmup_min`` in place of 100."""
-        return max(self.warmup_min, math.ceil(self.warmup_fraction * n_steps))
+        """``warmup`` if set, else ``max(warmup_min, floor(warmup_fraction * n_steps))`` (the release: 588 of
+        58,850 steps for 309M; 260 of 26,000 and 660 of 66,050 for 823M)."""
+        if self.warmup is not None:
+            return self.warmup
+        return max(self.warmup_min, math.floor(round(self.warmup_fraction * n_steps, 9)))
+
+    def mix(self) -> MixConfig:
+        """What the token store depends on (the data stage's view of this config)."""
+        return MixConfig(datasets=list(self.datasets), n_units=self.n_units, token_type=self.token_type,
+                         test_fraction=self.test_fraction)
 
     # -- I/O -----------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -203,6 +220,10 @@ class TrainConfig:
         """
         data: dict[str, Any] = {}
         if path is not None:
+            if Path(path).is_dir():
+                raise ConfigError(f"{path}: is a folder; --config takes a YAML file (see recipes/configs/*.yaml)")
+            if not Path(path).is_file():
+                raise ConfigError(f"{path}: no such config file")
             try:
                 data = yaml.safe_load(Path(path).read_text()) or {}
             except yaml.YAMLError as err:
@@ -217,7 +238,7 @@ class TrainConfig:
 
 
 RESULT_NEUTRAL = ("output_dir", "tracker", "log_every", "checkpoint_every", "keep_checkpoints", "stop_after",
-                  "micro_batch_size", "compile", "compile_mode", "run_name")
+                  "micro_batch_size", "compile", "compile_mode", "run_name", "store_dir", "store_shard_tokens")
 EXCLUSIVE = {"tokens": "tokens_per_param", "tokens_per_param": "tokens", "unique_tokens": "epochs",
              "epochs": "unique_tokens"}
 
@@ -251,7 +272,7 @@ def _coerce(key: str, value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(base) or base
     try:
         if base is bool:
-            return _to_bool(value)
+            return to_bool(value)
         if base is int:
             number = float(value) if isinstance(value, str) else value
             if isinstance(number, bool) or not float(number).is_integer():
@@ -274,33 +295,18 @@ def _coerce(key: str, value: Any, hint: Any, where: str) -> Any:
     return value
 
 
-def _to_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "on", "1"):
-        return True
-    if text in ("false", "no", "off", "0"):
-        return False
-    raise ValueError(value)
-
-
 def _type_name(hint: Any) -> str:
-    return str(hint).replace("typing.", "").replace("hf_slm.training.config.", "")
+    """``float``, ``int | None``, ``list[MixEntry]``: the hint as one writes it."""
+    if isinstance(hint, type):
+        return hint.__name__
+    return str(hint).replace("typing.", "").replace("hf_slm.training.config.", "").replace("hf_slm.data.store.", "")
 
 
 def _dataset_spec(item: Any, index: int) -> DatasetSpec:
-    if isinstance(item, DatasetSpec):
-        return item
-    if isinstance(item, (str, Path)):
-        return DatasetSpec(id=str(item))
-    if isinstance(item, dict):
-        names = {f.name for f in fields(DatasetSpec)}
-        unknown = sorted(set(item) - names)
-        if unknown or "id" not in item:
-            raise ConfigError(f"datasets[{index}]: needs 'id' and only keys {sorted(names)}, got {sorted(item)}")
-        return DatasetSpec(**item)
-    raise ConfigError(f"datasets[{index}]: expected an id or a mapping with 'id', got {item!r}")
+    try:
+        return MixEntry.parse(item, index)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(str(err)) from None
 
 
 def replace(config: TrainConfig, **changes: Any) -> TrainConfig:

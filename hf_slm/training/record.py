@@ -59,7 +59,8 @@ class RunRecord:
     stats: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The record as plain JSON types; a float that is not finite (a diverged loss) becomes None."""
+        return finite_or_none(asdict(self))
 
     def save(self, run_dir: str | Path) -> Path:
         """Write ``run_dir/run.json`` (atomically: a crash never leaves half a record) and return its path."""
@@ -121,6 +122,19 @@ def validate_record(data: Any, where: str) -> None:
         missing = [k for k in METRIC_KEYS if not isinstance(metric, dict) or k not in metric]
         if missing:
             raise RecordError(f"{where}: field 'metrics.{name}' lacks {missing}")
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value`` with every NaN / infinite float (nested in dicts and lists) replaced by None: JSON has no NaN."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    if hasattr(value, "item") and not hasattr(value, "__len__"):  # numpy / torch scalars
+        return finite_or_none(value.item())
+    return value
 
 
 def code_version() -> dict[str, Any]:

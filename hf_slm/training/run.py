@@ -1,4 +1,4 @@
-"""A whole training job from a config: load and pack the datasets, train, optionally share."""
+"""A whole training job from a config: pack (or open) the mix's token store, train, optionally share."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def run_training(
     from hf_slm.training.mix import load_training_data
     from hf_slm.training.trainer import train
 
-    data = load_training_data(config)
+    data = load_training_data(config, progress=progress)
     record = train(config, data.train, data.test, accelerator=accelerator, progress=progress,
                    datasets=data.datasets, tokenizer=data.tokenizer)
     if push_to_hub and record.finished and PartialState().is_main_process:

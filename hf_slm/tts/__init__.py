@@ -1,5 +1,9 @@
-"""Stage 3: text generation and text-to-speech for the demo's synthetic spoken corpus."""
+"""Stage 3: text generation, text-to-speech (eSpeak NG, Hibari, FastSpeech2, VITS/MMS, Bark, Kokoro), an
+intelligibility judge and unit vocoders."""
 
+from .backends import BACKENDS, BackendUnavailable, load_voice
+from .normalize import TextFrontEnd, normalize_text, split_text
+from .pipeline import Failure, TTSPipeline
 from .synthesize import synthesize_dataset, to_wav_bytes
 from .textgen import (
     PARADIGMS,
@@ -22,6 +26,14 @@ from .voices import (
 )
 
 __all__ = [
+    "BACKENDS",
+    "BackendUnavailable",
+    "Failure",
+    "TTSPipeline",
+    "TextFrontEnd",
+    "load_voice",
+    "normalize_text",
+    "split_text",
     "BENCHMARK_VOICE",
     "PARADIGMS",
     "TRAIN_VOICE",

@@ -16,9 +16,22 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+REASONS = ("not_found", "corrupt", "empty", "non_finite", "wrong_sample_rate", "unsupported", "too_short")
+
 
 class AudioError(ValueError):
-    """Audio that cannot be used: unreadable, corrupt, empty, all-NaN, or at the wrong sample rate."""
+    """Audio that cannot be used: unreadable, corrupt, empty, with NaN/Inf samples, at the wrong sample rate,
+    or shorter than one frame of the encoder.
+
+    ``reason`` is one of :data:`REASONS`, the key under which a dataset build counts the skipped item.
+    """
+
+    def __init__(self, message: str, reason: str = "corrupt"):
+        super().__init__(message)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple:
+        return type(self), (str(self), self.reason)
 
 
 def _describe(source: Any, name: str | None) -> str:
@@ -45,17 +58,17 @@ def _decode(source: Any, where: str) -> tuple[np.ndarray, int]:
             return _decode(bytes(source["bytes"]), where)
         if source.get("path"):
             return _decode(source["path"], where)
-        raise AudioError(f"{where}: audio dict has neither 'bytes' nor 'path'")
+        raise AudioError(f"{where}: audio dict has neither 'bytes' nor 'path'", "unsupported")
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
-            raise AudioError(f"{where}: empty audio (0 bytes)")
+            raise AudioError(f"{where}: empty audio (0 bytes)", "empty")
         file: Any = io.BytesIO(bytes(source))
     elif isinstance(source, (str, os.PathLike)):
         if not Path(source).is_file():
-            raise AudioError(f"{where}: audio file not found")
+            raise AudioError(f"{where}: audio file not found", "not_found")
         file = str(source)
     else:
-        raise AudioError(f"{where}: unsupported audio source type {type(source).__name__}")
+        raise AudioError(f"{where}: unsupported audio source type {type(source).__name__}", "unsupported")
     try:
         array, sr = sf.read(file, dtype="float32", always_2d=False)
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
@@ -70,7 +83,7 @@ def _to_mono(array: np.ndarray, where: str) -> np.ndarray:
             array = array.T
         return array.mean(axis=1)
     if array.ndim != 1:
-        raise AudioError(f"{where}: expected 1-D or 2-D audio, got shape {array.shape}")
+        raise AudioError(f"{where}: expected 1-D or 2-D audio, got shape {array.shape}", "unsupported")
     return array
 
 
@@ -99,22 +112,21 @@ def load_audio(
         A 1-D float32 array. Stereo is downmixed by averaging the channels.
 
     Raises:
-        AudioError: unreadable or corrupt data, a missing file, empty or all-NaN audio, or a wrong rate
-            with ``resample=False``. The message names the source and the reason.
+        AudioError: unreadable or corrupt data, a missing file, empty audio, any NaN or infinite sample
+            (never replaced silently: such audio is usually a broken decode), or a wrong rate with
+            ``resample=False``. The message names the source and the reason; ``err.reason`` is its key.
     """
     where = _describe(source, name)
     array, sr = _decode(source, where)
     wave = _to_mono(np.asarray(array, dtype=np.float32), where)
     if wave.size == 0:
-        raise AudioError(f"{where}: empty audio (0 samples)")
-    finite = np.isfinite(wave)
-    if not finite.any():
-        raise AudioError(f"{where}: audio is all NaN or infinite")
-    if not finite.all():
-        wave = np.where(finite, wave, np.float32(0.0))
+        raise AudioError(f"{where}: empty audio (0 samples)", "empty")
+    bad = wave.size - int(np.count_nonzero(np.isfinite(wave)))
+    if bad:
+        raise AudioError(f"{where}: {bad} of {wave.size} samples are NaN or infinite", "non_finite")
     if sr != sample_rate:
         if not resample:
-            raise AudioError(f"{where}: expected sample rate {sample_rate} Hz, got {sr} Hz")
+            raise AudioError(f"{where}: expected sample rate {sample_rate} Hz, got {sr} Hz", "wrong_sample_rate")
         wave = resample_wave(wave, sr, sample_rate)
     return np.ascontiguousarray(wave, dtype=np.float32)
 

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _error(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
-    return 1
+    return 2  # bad input (a missing or unusable file, a wrong tokenizer): a usage error
 
 
 def _import_kmeans(args: argparse.Namespace) -> int:

@@ -42,9 +42,10 @@ def read_sklearn_centroids(src: str | Path) -> np.ndarray:
 
 
 def hubert_encoder_config(model_id: str, layer: int = 11, revision: str | None = None) -> dict[str, Any]:
-    """Description of a :class:`~hf_slm.units.hubert.HubertEncoder` without loading the model."""
+    """Description of a :class:`~hf_slm.units.hubert.HubertEncoder` without loading the model, with the
+    release's settings (no normalisation, float32, 30 s chunks)."""
     return {"type": "hubert", "model_id": model_id, "revision": revision, "layer": layer,
-            "sample_rate": 16000, "normalize": False}
+            "sample_rate": 16000, "normalize": False, "chunk_seconds": 30.0, "dtype": "float32"}
 
 
 def import_sklearn_kmeans(

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-
-from .hubert import HubertEncoder
-from .logmel import LogMelEncoder
 
 
 @runtime_checkable
@@ -34,12 +32,19 @@ class Encoder(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
-ENCODERS: dict[str, type] = {"logmel": LogMelEncoder, "hubert": HubertEncoder}
+# type -> (module, class); imported on use, so that a log-mel tokenizer never imports HuBERT's modelling code
+ENCODERS: dict[str, tuple[str, str]] = {"logmel": ("hf_slm.units.logmel", "LogMelEncoder"),
+                                        "hubert": ("hf_slm.units.hubert", "HubertEncoder")}
+
+
+def encoder_class(kind: str) -> type:
+    """The encoder class of a ``to_dict()["type"]``."""
+    if kind not in ENCODERS:
+        raise ValueError(f"unknown encoder type {kind!r}; expected one of {sorted(ENCODERS)}")
+    module, name = ENCODERS[kind]
+    return getattr(importlib.import_module(module), name)
 
 
 def encoder_from_dict(d: dict[str, Any], **kwargs: Any) -> Encoder:
     """Rebuild an encoder from its ``to_dict()``; ``kwargs`` go to the class's ``from_dict``."""
-    kind = d.get("type")
-    if kind not in ENCODERS:
-        raise ValueError(f"unknown encoder type {kind!r}; expected one of {sorted(ENCODERS)}")
-    return ENCODERS[kind].from_dict(d, **kwargs)
+    return encoder_class(d.get("type")).from_dict(d, **kwargs)

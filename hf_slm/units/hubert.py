@@ -1,13 +1,20 @@
 """HuBERT hidden-layer features (the paper's speech encoder: ``slprl/mhubert-base-25hz``, layer 11).
 
+The defaults are those of the authors' release (``tiagoCuervo/slm_scaling``, ``slm_data``): features are
+``hidden_states[11]`` of the model, the waveform is not normalised, the forward runs in float32, and audio
+longer than 30 s is cut into 30 s chunks that are encoded one by one and whose frames are concatenated (a
+1-hour file never goes through the model at once). bfloat16 autocast is an option (``dtype``) for speed on
+GPUs; ``bench/bench_encode.py --hubert`` reports its agreement with float32 units.
+
 :class:`HubertEncoder` runs the model's own submodules (conv feature encoder, projection, positional
 convolution, the first ``layer`` transformer layers) instead of ``HubertModel.forward`` for two reasons:
 it stops after the requested layer, and it makes padded batches exact. The base models normalise the first
 conv layer with a ``GroupNorm`` over time, so zero padding shifts its statistics and ``forward`` on a padded
 batch differs from per-utterance encoding (what TWIST/textlesslib did when they fitted the k-means); here
-that norm only sees each item's own samples. The remaining convolutions are "valid" ones, whose valid
-outputs never read padding, and the transformer gets an attention mask. A test checks the result against
-``HubertModel(...).hidden_states[layer]`` so a change in ``transformers`` cannot go unnoticed.
+that norm only sees each item's own samples, computed by the model's own ``GroupNorm`` (two-pass
+statistics: audio with a DC offset loses no precision). The remaining convolutions are "valid" ones, whose
+valid outputs never read padding, and the transformer gets an attention mask. A test checks the result
+against ``HubertModel(...).hidden_states[layer]`` so a change in ``transformers`` cannot go unnoticed.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 from transformers import HubertModel
 
 try:
@@ -27,31 +35,41 @@ try:
 except ImportError:  # transformers < 4.57
     create_bidirectional_mask = None
 
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+           "float16": torch.float16, "fp16": torch.float16}
+
 
 def _first(out: Any) -> torch.Tensor:
     return out[0] if isinstance(out, tuple) else out
 
 
+def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
+    """``torch.float32`` (None), ``torch.bfloat16`` or ``torch.float16``, also from their names."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, str):
+        if dtype not in _DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(_DTYPES)}")
+        return _DTYPES[dtype]
+    if dtype not in (torch.float32, torch.bfloat16, torch.float16):
+        raise ValueError(f"dtype must be float32, bfloat16 or float16, got {dtype}")
+    return dtype
+
+
 def masked_group_norm(h: torch.Tensor, lengths: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
     """``norm(h)`` for h [B, C, T] with statistics over each item's first ``lengths[b]`` steps only.
 
-    This tensor is the largest of the encoder (512 channels at 3.2 kHz), so the statistics come from two
-    float32 reductions over the zero-masked input (sum and sum of squares) and the result from one affine
-    pass; steps past ``lengths[b]`` hold values that the following "valid" convolutions never read.
+    Each item goes through ``norm`` itself (the model's module, so exactly what ``HubertModel`` computes on
+    that item alone, with torch's two-pass statistics); steps past ``lengths[b]`` are zero, and the following
+    "valid" convolutions never read them into a valid output.
     """
-    b, c, t = h.shape
-    per_group = c // norm.num_groups
-    valid = torch.arange(t, device=h.device)[None, :] < lengths[:, None]
-    x = h.masked_fill(~valid[:, None, :], 0).reshape(b, norm.num_groups, -1)
-    count = (lengths.to(torch.float32) * per_group).clamp(min=1)[:, None]
-    mean = x.sum(dim=-1, dtype=torch.float32) / count
-    mean_sq = torch.linalg.vector_norm(x, dim=-1, dtype=torch.float32) ** 2 / count
-    rstd = torch.rsqrt((mean_sq - mean * mean).clamp(min=0) + norm.eps)
-    scale = rstd.repeat_interleave(per_group, dim=1)
-    shift = (-mean * rstd).repeat_interleave(per_group, dim=1)
-    if norm.affine:
-        scale, shift = scale * norm.weight.float(), shift * norm.weight.float() + norm.bias.float()
-    return torch.addcmul(shift[:, :, None], h, scale[:, :, None]).to(h.dtype)
+    out: torch.Tensor | None = None
+    for b, n in enumerate(lengths.tolist()):
+        item = norm(h[b : b + 1, :, :n])[0]
+        if out is None:  # the norm's output dtype (float32 under autocast)
+            out = h.new_zeros(h.shape, dtype=item.dtype)
+        out[b, :, :n] = item
+    return out if out is not None else h
 
 
 class HubertEncoder:
@@ -62,15 +80,18 @@ class HubertEncoder:
         layer: transformer layer whose output is returned (1-based, as ``hidden_states[layer]``; 0 is the
             input of the first layer).
         device: defaults to CUDA when available; the model is moved there.
-        dtype: cast the model to this dtype. When None the weights stay float32 and CUDA runs under bf16
-            autocast.
+        dtype: precision of the forward: float32 (the default, as the release), or ``torch.bfloat16`` /
+            ``"bf16"`` (or float16) for autocast on the device; the weights stay float32.
         revision: Hub revision when ``model`` is an id.
         sample_rate: input rate the model expects (16 kHz for every public HuBERT).
-        normalize: zero-mean/unit-variance normalise each waveform (False for mHuBERT-25Hz and HuBERT-base).
+        normalize: zero-mean/unit-variance normalise each whole waveform before chunking, as the release's
+            ``--hubert-normalize`` (False for mHuBERT-25Hz and HuBERT-base, and the release's setting).
         model_id: record this id (and ``revision``) for a model passed as an object, so a saved tokenizer
             refers to it instead of storing the weights.
         batch_seconds: most padded audio (seconds) per forward pass in :meth:`encode_batch`; raise it on a
             large GPU.
+        chunk_seconds: audio longer than this is encoded in consecutive chunks of this length, each on its
+            own, and their frames concatenated (30 s, as the release); None encodes whole waves.
     """
 
     def __init__(
@@ -78,13 +99,14 @@ class HubertEncoder:
         model: HubertModel | str,
         layer: int = 11,
         device: str | torch.device | None = None,
-        dtype: torch.dtype | None = None,
+        dtype: torch.dtype | str | None = None,
         *,
         revision: str | None = None,
         sample_rate: int = 16000,
         normalize: bool = False,
         model_id: str | None = None,
         batch_seconds: float = 160.0,
+        chunk_seconds: float | None = 30.0,
     ):
         if isinstance(model, (str, os.PathLike)):
             model_id = str(model)
@@ -93,15 +115,18 @@ class HubertEncoder:
         n_layers = model.config.num_hidden_layers
         if not 0 <= layer <= n_layers:
             raise ValueError(f"layer must be in 0..{n_layers} for this model, got {layer}")
+        if chunk_seconds is not None and chunk_seconds <= 0:
+            raise ValueError(f"chunk_seconds must be > 0 or None, got {chunk_seconds}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.dtype = dtype
-        self.model = model.to(self.device, dtype=dtype).eval() if dtype else model.to(self.device).eval()
+        self.dtype = as_dtype(dtype)
+        self.model = model.to(self.device, dtype=torch.float32).eval()
         self.layer = layer
         self.model_id = model_id
         self.revision = revision
         self.normalize = normalize
         self._sample_rate = sample_rate
         self.batch_seconds = batch_seconds
+        self.chunk_seconds = chunk_seconds
         self._conv = list(zip(model.config.conv_kernel, model.config.conv_stride, strict=True))
 
     @property
@@ -134,11 +159,15 @@ class HubertEncoder:
             "layer": self.layer,
             "sample_rate": self.sample_rate,
             "normalize": self.normalize,
+            "chunk_seconds": self.chunk_seconds,
+            "dtype": str(self.dtype).removeprefix("torch."),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], model: HubertModel | None = None, **kwargs: Any) -> HubertEncoder:
-        """Rebuild from :meth:`to_dict`; loads ``d["model_id"]`` at ``d["revision"]`` unless ``model`` is given."""
+        """Rebuild from :meth:`to_dict`; loads ``d["model_id"]`` at ``d["revision"]`` unless ``model`` is given.
+        ``kwargs`` (``device``, ``dtype``, ``batch_seconds``) win over the dict; a dict without
+        ``chunk_seconds`` gets the release's 30 s."""
         if model is None:
             if not d.get("model_id"):
                 raise ValueError("HubertEncoder config has no model_id and no model was given")
@@ -150,15 +179,37 @@ class HubertEncoder:
             sample_rate=d.get("sample_rate", 16000),
             normalize=d.get("normalize", False),
             model_id=d.get("model_id"),
-            **kwargs,
+            **{"chunk_seconds": d.get("chunk_seconds", 30.0), **kwargs,
+               "dtype": kwargs.get("dtype") or d.get("dtype")},
         )
 
-    def n_frames(self, n_samples: int) -> int:
-        """Frames produced for ``n_samples`` samples, from the conv kernels and strides."""
+    @property
+    def chunk_samples(self) -> int | None:
+        """Samples per chunk of long audio (480,000 = 30 s at 16 kHz), or None."""
+        return None if self.chunk_seconds is None else max(1, round(self.chunk_seconds * self.sample_rate))
+
+    def conv_frames(self, n_samples: int) -> int:
+        """Frames the conv feature encoder makes of ``n_samples`` samples (one chunk), from its kernels and
+        strides; 0 below the receptive field (720 samples for mHuBERT-25Hz)."""
         n = n_samples
         for kernel, stride in self._conv:
             n = max(0, (n - kernel) // stride + 1)
         return n
+
+    def chunks(self, n_samples: int) -> list[tuple[int, int]]:
+        """``(start, end)`` of the chunks a wave of ``n_samples`` is encoded in; chunks too short for one
+        frame are left out, as the release does."""
+        size = self.chunk_samples or max(n_samples, 1)
+        spans = [(start, min(start + size, n_samples)) for start in range(0, n_samples, size)]
+        return [(a, b) for a, b in spans if self.conv_frames(b - a) > 0]
+
+    def n_frames(self, n_samples: int) -> int:
+        """Frames produced for ``n_samples`` samples: the sum over its chunks."""
+        size = self.chunk_samples
+        if size is None or n_samples <= size:
+            return self.conv_frames(n_samples)
+        whole, rest = divmod(n_samples, size)
+        return whole * self.conv_frames(size) + self.conv_frames(rest)
 
     def encode(self, wave: np.ndarray) -> np.ndarray:
         """Features [T, dim] (float32) of one mono wave at ``sample_rate``."""
@@ -167,43 +218,56 @@ class HubertEncoder:
     def encode_batch(
         self, waves: list[np.ndarray], batch_seconds: float | None = None, as_tensors: bool = False
     ) -> list[np.ndarray] | list[torch.Tensor]:
-        """Features of several waves, batched by length with at most ``batch_seconds`` (default: the
-        encoder's) of padded audio per forward pass. Each item equals its :meth:`encode` (up to float
-        rounding). ``as_tensors`` leaves them on the encoder's device as float32 tensors (the tokenizer assigns
-        units there: no round trip through the host)."""
-        empty = torch.empty((0, self.dim), device=self.device) if as_tensors else np.empty((0, self.dim), np.float32)
-        out = [empty for _ in waves]
-        todo = sorted((i for i, w in enumerate(waves) if self.n_frames(len(w)) > 0), key=lambda i: -len(waves[i]))
+        """Features of several waves. Long waves are cut into chunks (``chunk_seconds``); the chunks of all
+        waves are sorted by length and batched with at most ``batch_seconds`` (default: the encoder's) of
+        padded audio per forward pass, so memory is bounded whatever the lengths. Each item equals its
+        :meth:`encode` (up to float rounding). ``as_tensors`` leaves them on the encoder's device as float32
+        tensors (the tokenizer assigns units there: no round trip through the host)."""
+        waves = [self._normalized(w) if self.normalize else np.asarray(w, dtype=np.float32) for w in waves]
+        pieces = [(i, a, b) for i, w in enumerate(waves) for a, b in self.chunks(len(w))]
+        todo = sorted(range(len(pieces)), key=lambda j: -(pieces[j][2] - pieces[j][1]))
         budget = (batch_seconds or self.batch_seconds) * self.sample_rate
+        feats: list[Any] = [None] * len(pieces)
         while todo:
-            longest = len(waves[todo[0]])
+            longest = pieces[todo[0]][2] - pieces[todo[0]][1]
             size = max(1, min(len(todo), int(budget // longest)))
             batch, todo = todo[:size], todo[size:]
-            for i, feats in zip(batch, self._encode_padded([waves[i] for i in batch], as_tensors), strict=True):
-                out[i] = feats
-        return out
+            chunks = [waves[i][a:b] for i, a, b in (pieces[j] for j in batch)]
+            for j, f in zip(batch, self._encode_padded(chunks, as_tensors), strict=True):
+                feats[j] = f
+        return [self._join([f for (i, _, _), f in zip(pieces, feats, strict=True) if i == k], as_tensors)
+                for k in range(len(waves))]
+
+    def _join(self, parts: list[Any], as_tensors: bool) -> np.ndarray | torch.Tensor:
+        """One wave's chunk features, in order, as one [T, dim] array (or tensor)."""
+        if as_tensors:
+            return torch.cat(parts) if parts else torch.empty((0, self.dim), device=self.device)
+        return np.concatenate(parts) if parts else np.empty((0, self.dim), np.float32)
+
+    @staticmethod
+    def _normalized(wave: np.ndarray) -> np.ndarray:
+        """Zero mean, unit variance over the whole wave (``layer_norm`` without weights, eps 1e-5)."""
+        w = torch.from_numpy(np.asarray(wave, dtype=np.float32))
+        return F.layer_norm(w, w.shape).numpy()
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.device.type == "cuda" and self.dtype is None:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
 
     @torch.inference_mode()
     def _encode_padded(
         self, waves: list[np.ndarray], as_tensors: bool = False
     ) -> list[np.ndarray] | list[torch.Tensor]:
         lengths = [len(w) for w in waves]
-        x = torch.zeros(len(waves), max(lengths), dtype=torch.float32)
-        for row, w in zip(x, waves, strict=True):
-            w = torch.as_tensor(np.asarray(w, dtype=np.float32))
-            if self.normalize:
-                w = (w - w.mean()) / torch.sqrt(w.var(unbiased=False) + 1e-7)
+        padded = np.zeros((len(waves), max(lengths)), dtype=np.float32)
+        for row, w in zip(padded, waves, strict=True):
             row[: len(w)] = w
-        x = x.to(self.device, dtype=self.dtype or torch.float32)
+        x = torch.from_numpy(padded).to(self.device)
         with self._autocast():
             hidden = self.forward(x, torch.tensor(lengths, device=self.device))
         hidden = hidden.float() if as_tensors else hidden.float().cpu().numpy()
-        return [hidden[b, : self.n_frames(n)] for b, n in enumerate(lengths)]
+        return [hidden[b, : self.conv_frames(n)] for b, n in enumerate(lengths)]
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Hidden states [B, T, dim] of layer ``layer`` for right-padded waves x [B, L] of ``lengths``."""

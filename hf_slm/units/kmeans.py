@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.cluster import MiniBatchKMeans
 
 
 def fit_kmeans(
@@ -32,6 +31,8 @@ def fit_kmeans(
 
     fairseq used ``n_init=20``; 3 gives nearly the same inertia at a seventh of the cost.
     """
+    from sklearn.cluster import MiniBatchKMeans  # here: encoding with a fitted tokenizer never needs sklearn
+
     features = np.asarray(features, dtype=np.float32)
     if features.ndim != 2:
         raise ValueError(f"features must be [N, D], got shape {features.shape}")

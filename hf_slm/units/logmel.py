@@ -70,6 +70,7 @@ def _delta(x: torch.Tensor, width: int = 2) -> torch.Tensor:
 def _causal_cmvn(x: torch.Tensor, window: int) -> torch.Tensor:
     """Normalise frame ``t`` of ``x`` [T, F] by the mean and std of frames ``max(0, t-window+1)..t``."""
     x = x.double()
+    x = x - x.mean(0)  # centred first: the running E[x^2] - E[x]^2 then cancels no large mean
     zero = torch.zeros(1, x.shape[1], dtype=x.dtype)
     s1, s2 = torch.cat([zero, x.cumsum(0)]), torch.cat([zero, (x * x).cumsum(0)])
     end = torch.arange(1, x.shape[0] + 1)
@@ -87,9 +88,20 @@ class LogMelEncoder:
     zero-padded by ``(win - hop) / 2`` on each side, so a wave of n samples gives ``n // hop`` frames for the
     default window. Per-utterance mean/variance normalisation (``cmvn``) removes most of the speaker's and
     channel's spectral tilt, which makes units less speaker-dependent.
+
+    :meth:`encode_batch` groups waves sorted by length so that a batch holds at most ``batch_seconds`` of
+    padded audio, and computes the spectra of a batch in blocks of frames of that size: memory and cache
+    use stay bounded whatever the lengths (a 10-minute file next to short ones is not padded into them).
+    ``batch_seconds`` changes no feature.
     """
 
-    def __init__(self, sample_rate: int = 16000, frame_rate: float = 25, n_mels: int = 40, **kwargs: Any):
+    def __init__(
+        self, sample_rate: int = 16000, frame_rate: float = 25, n_mels: int = 40, *, batch_seconds: float = 60.0,
+        **kwargs: Any,
+    ):
+        if batch_seconds <= 0:
+            raise ValueError(f"batch_seconds must be > 0, got {batch_seconds}")
+        self.batch_seconds = batch_seconds
         self.cfg = LogMelConfig(sample_rate=sample_rate, frame_rate=frame_rate, n_mels=n_mels, **kwargs)
         cfg = self.cfg
         self.n_fft = 1 << (cfg.win_length - 1).bit_length()
@@ -132,12 +144,15 @@ class LogMelEncoder:
         return {"type": "logmel", **asdict(self.cfg)}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LogMelEncoder:
+    def from_dict(cls, d: dict[str, Any], **kwargs: Any) -> LogMelEncoder:
+        """Rebuild from :meth:`to_dict`; ``kwargs``: ``batch_seconds`` (``device``/``dtype`` are ignored: the
+        log-mel encoder runs on CPU in float32)."""
         names = {f.name for f in fields(LogMelConfig)}
         unknown = set(d) - names - {"type"}
         if unknown:
             raise ValueError(f"unknown LogMelEncoder settings: {sorted(unknown)}")
-        return cls(**{k: v for k, v in d.items() if k in names})
+        runtime = {k: v for k, v in kwargs.items() if k == "batch_seconds" and v is not None}
+        return cls(**{k: v for k, v in d.items() if k in names}, **runtime)
 
     def n_frames(self, n_samples: int) -> int:
         """Number of frames :meth:`encode` returns for a wave of ``n_samples`` samples."""
@@ -152,34 +167,47 @@ class LogMelEncoder:
 
     @torch.no_grad()
     def encode_batch(
-        self, waves: list[np.ndarray], batch_size: int = 32, as_tensors: bool = False
+        self, waves: list[np.ndarray], batch_seconds: float | None = None, as_tensors: bool = False
     ) -> list[np.ndarray] | list[torch.Tensor]:
-        """Features of several waves; each item equals its :meth:`encode` (``as_tensors``: as CPU tensors)."""
-        order = sorted(range(len(waves)), key=lambda i: -len(waves[i]))
+        """Features of several waves; each item equals its :meth:`encode` (``as_tensors``: as CPU tensors).
+
+        Waves are sorted by length and batched with at most ``batch_seconds`` (default: the encoder's) of
+        padded audio per batch; a longer wave goes alone, its spectra computed ``batch_seconds`` at a time.
+        """
+        budget = max(1, round((batch_seconds or self.batch_seconds) * self.sample_rate))
+        todo = sorted(range(len(waves)), key=lambda i: -len(waves[i]))
         out: list[np.ndarray] = [np.empty((0, self.dim), np.float32)] * len(waves)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            for i, feats in zip(idx, self._encode_padded([waves[i] for i in idx]), strict=True):
+        while todo:
+            longest = len(waves[todo[0]]) + 2 * self._pad
+            size = max(1, min(len(todo), budget // max(longest, 1)))
+            batch, todo = todo[:size], todo[size:]
+            for i, feats in zip(batch, self._encode_padded([waves[i] for i in batch], budget), strict=True):
                 out[i] = feats
         return [torch.from_numpy(f) for f in out] if as_tensors else out
 
-    def _encode_padded(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+    def _encode_padded(self, waves: list[np.ndarray], budget: int) -> list[np.ndarray]:
         cfg = self.cfg
         lengths = [len(w) for w in waves]
         frames = [self.n_frames(n) for n in lengths]
         if max(frames) == 0:
             return [np.empty((0, self.dim), np.float32) for _ in waves]
         # Padding past an item's own frames never enters them, so items can share one zero-padded batch.
-        total = max(max(lengths) + 2 * self._pad, cfg.win_length)
-        x = torch.zeros(len(waves), total)
-        for row, w in zip(x, waves, strict=True):
-            row[self._pad : self._pad + len(w)] = torch.as_tensor(np.asarray(w, dtype=np.float32))
-        chunks = x.unfold(1, cfg.win_length, cfg.hop_length) * self._window  # [B, T, win]
-        power = torch.view_as_real(torch.fft.rfft(chunks, n=self.n_fft)).pow(2).sum(-1)
-        feats = torch.log(power @ self._mel + cfg.log_floor)
-        if self._dct is not None:
-            feats = feats @ self._dct
+        padded = np.zeros((len(waves), max(max(lengths) + 2 * self._pad, cfg.win_length)), np.float32)
+        for row, w in zip(padded, waves, strict=True):
+            row[self._pad : self._pad + len(w)] = w
+        windows = torch.from_numpy(padded).unfold(1, cfg.win_length, cfg.hop_length)  # a view [B, T, win]
+        n_out = self.cfg.n_mfcc or self.cfg.n_mels
+        feats = torch.empty(len(waves), max(frames), n_out)
+        step = max(1, budget // (len(waves) * cfg.hop_length))  # frames per block: ~budget samples at once
+        for t in range(0, max(frames), step):
+            feats[:, t : t + step] = self._log_mel(windows[:, t : min(t + step, max(frames))])
         return [self._finish(f[:t]) for f, t in zip(feats, frames, strict=True)]
+
+    def _log_mel(self, windows: torch.Tensor) -> torch.Tensor:
+        """Log-mel (or MFCC) features [B, T, n] of frames [B, T, win]."""
+        power = torch.view_as_real(torch.fft.rfft(windows * self._window, n=self.n_fft)).pow(2).sum(-1)
+        feats = torch.log(power @ self._mel + self.cfg.log_floor)
+        return feats @ self._dct if self._dct is not None else feats
 
     def _finish(self, f: torch.Tensor) -> np.ndarray:
         """Deltas and per-utterance CMVN over the item's own frames."""

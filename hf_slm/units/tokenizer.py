@@ -22,10 +22,10 @@ from huggingface_hub import ModelHubMixin, hf_hub_download
 from safetensors.numpy import load_file, save_file
 from tqdm.auto import tqdm
 
-from .audio import load_audio
+from .audio import AudioError, load_audio
 from .dedup import dedup as run_length
 from .encoders import Encoder, encoder_from_dict
-from .hubert import HubertEncoder
+from .hub import local_or_hub
 from .kmeans import assign, fit_kmeans
 
 CONFIG_NAME = "config.json"
@@ -58,7 +58,7 @@ class UnitSequence:
 
     Attributes:
         units: unit ids 0..K-1 (after dedup when the tokenizer dedups).
-        durations: frames per kept unit (sums to ``n_frames``); None without dedup.
+        durations: frames per kept unit (uint32, sums to ``n_frames``); None without dedup.
         n_frames: frames before dedup.
     """
 
@@ -121,8 +121,13 @@ class SpeechTokenizer(
     # ---- encoding -------------------------------------------------------------------------------------
 
     def _wave(self, wave: Any, sample_rate: int | None) -> np.ndarray:
-        if isinstance(wave, np.ndarray) and sample_rate in (None, self.sample_rate):
-            return wave.astype(np.float32, copy=False)
+        """A float32 wave at the encoder's rate; any NaN/Inf sample raises ``AudioError`` (never encoded)."""
+        if isinstance(wave, np.ndarray) and wave.ndim == 1 and sample_rate in (None, self.sample_rate):
+            wave = wave.astype(np.float32, copy=False)
+            if not np.isfinite(wave).all():
+                bad = wave.size - int(np.count_nonzero(np.isfinite(wave)))
+                raise AudioError(f"<wave>: {bad} of {wave.size} samples are NaN or infinite", "non_finite")
+            return wave
         if isinstance(wave, (np.ndarray, torch.Tensor, list)):
             wave = (np.asarray(wave, dtype=np.float32), sample_rate or self.sample_rate)
         return load_audio(wave, self.sample_rate)
@@ -147,8 +152,8 @@ class SpeechTokenizer(
         units = frames.astype(np.uint16)
         if not self.dedup:
             return UnitSequence(units, None, len(units))
-        units, durations = run_length(units)
-        return UnitSequence(units, durations.astype(np.uint16), len(frames))
+        units, durations = run_length(units)  # uint32: a run can outlast uint16 (65,535 frames = 11 min at 100 Hz)
+        return UnitSequence(units, durations.astype(np.uint32), len(frames))
 
     def encode(self, wave: Any, sample_rate: int | None = None) -> UnitSequence:
         """Units of one mono wave (at ``sample_rate``, default the encoder's), or of any
@@ -198,11 +203,15 @@ class SpeechTokenizer(
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs: Any) -> SpeechTokenizer:
         """Load from a local folder or a Hub repo id (``revision=`` pins a commit); see ``ModelHubMixin``."""
-        path = str(pretrained_model_name_or_path)
-        looks_local = path.startswith(("/", "./", "../", "~")) or os.path.exists(path)
-        if looks_local and not os.path.isdir(os.path.expanduser(path)):
-            raise TokenizerFileError(f"{path}: no such tokenizer folder")
-        return super().from_pretrained(os.path.expanduser(path) if looks_local else path, **kwargs)
+        try:
+            source = local_or_hub(pretrained_model_name_or_path, "tokenizer")
+        except FileNotFoundError as e:
+            raise TokenizerFileError(f"{pretrained_model_name_or_path}: no such tokenizer folder, and not a Hub id "
+                                     "(owner/name)") from e
+        if isinstance(source, Path) and not source.is_dir():
+            raise TokenizerFileError(f"{source}: is a file; a tokenizer is a folder with {CONFIG_NAME} and "
+                                     f"{WEIGHTS_NAME}")
+        return super().from_pretrained(str(source), **kwargs)
 
     def to_config(self) -> dict[str, Any]:
         """The ``config.json`` content."""
@@ -210,7 +219,7 @@ class SpeechTokenizer(
 
     def _save_pretrained(self, save_directory: Path) -> None:
         config = self.to_config()
-        if isinstance(self.encoder, HubertEncoder) and _needs_weights(self.encoder):
+        if config["encoder"]["type"] == "hubert" and _needs_weights(self.encoder):
             self.encoder.model.save_pretrained(save_directory / ENCODER_SUBFOLDER)
             config["encoder"]["subfolder"] = ENCODER_SUBFOLDER
         write_files(save_directory, config, self.centroids)
@@ -262,7 +271,7 @@ class SpeechTokenizer(
         return cls(encoder, centroids, dedup=config["dedup"] if dedup is None else dedup)
 
 
-def _needs_weights(encoder: HubertEncoder) -> bool:
+def _needs_weights(encoder: Any) -> bool:
     """A HuBERT model without a Hub id (or loaded from a local folder) is saved with the tokenizer."""
     return not encoder.model_id or os.path.isdir(encoder.model_id)
 

@@ -1,0 +1,1 @@
+"""The SALMon metric module folder (load it with `evaluate.load(hf_slm.evaluation.metrics_path("salmon"))`)."""
