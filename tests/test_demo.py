@@ -33,6 +33,7 @@ def _tiny(output: Path, **changes) -> StudyConfig:
                     "multi_epoch": {"sizes": ["demo-xs"], "tokens": STEPS * BLOCK, "epochs": [2]}}
     data["training"].update(batch_size=BATCH, lr=3e-3, min_lr=3e-4, warmup_min=3, curve_points=3,
                             mixed_precision="no")
+    data["size_overrides"] = {}
     data["text"] = {"source": "train", "vocab_size": 48}
     data["fits"].update(bootstrap=0, starts="coarse")
     data["report"] = {"figures": ["fig1", "fig3"], "html": True}
@@ -84,7 +85,7 @@ def test_records_and_report(study):
         assert set(record.metrics) == {"sblimp", "spoken_storycloze", "topic_storycloze"}
         for name, metric in record.metrics.items():
             assert metric["n"] == 8 and metric["ci_low"] <= metric["accuracy"] <= metric["ci_high"]
-            assert metric["scoring"] == "paper" and metric["rule"] == "mean"
+            assert metric["scoring"] == "paper" and metric["rule"] == "paper"
             other = record.stats["metrics_by_scoring"]["sum"][name]
             assert other["rule"] == "sum" and other["n"] == 8
         if run.unique_tokens:

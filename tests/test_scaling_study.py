@@ -84,7 +84,9 @@ def test_fit_payload_has_the_fit_cli_format(two_families, tmp_path, capsys):
                  str(tmp_path / "fit.json")]) == 0
     cli = json.loads((tmp_path / "fit.json").read_text())
     ours = two_families["families"]["speech"]["eq4"]
-    assert set(cli) <= set(ours)
+    assert set(cli) - {"selection", "dropped_rows"} <= set(ours)  # the study names its runs in "runs"
+    assert set(ours["runs"]) == {r["run"] for r in two_families["runs"].to_dict("records")
+                                 if r["family"] == "speech"} and ours["n_points"] == len(ours["runs"])
     for key in ("E", "A", "B", "alpha", "beta"):
         assert set(cli[key]) == set(ours[key])
     assert set(cli["bootstrap"]) == set(ours["bootstrap"]) and set(cli["allocation"]) == set(ours["allocation"])
@@ -145,3 +147,16 @@ def test_report_files_are_complete_and_self_contained(tmp_path):
     assert "| text (paper) | 0.066 | 0.039 | 0.046 |" in md  # Table 3 beside ours
     assert "fig3 not drawn: no text family" in md and "- tiny" in md
     assert (tmp_path / "fig1_loss_vs_compute.png").stat().st_size > 10_000
+
+
+def test_metric_vs_loss_checks_only_metrics_above_chance():
+    from hf_slm.scaling.study import metric_vs_loss
+
+    runs = pd.DataFrame({"loss": [3.0, 2.5, 2.0], "tsc_ci_low": [0.40, 0.45, 0.56], "ssc_ci_low": [0.41, 0.44, 0.43]})
+    fitted = {"tsc": {"correlation": {"spearman": 0.5, "r": 0.4}},  # above chance once, rises with the loss
+              "ssc": {"correlation": {"spearman": 0.9, "r": 0.8}}}  # at chance everywhere: noise, not checked
+    out = metric_vs_loss(runs, fitted, chance=0.5)
+    assert out["tsc"]["checked"] and out["tsc"]["pass"] is False
+    assert not out["ssc"]["checked"] and out["ssc"]["pass"] is None
+    fitted["tsc"]["correlation"]["spearman"] = -0.5
+    assert metric_vs_loss(runs, fitted, chance=0.5)["tsc"]["pass"] is True

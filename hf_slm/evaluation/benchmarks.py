@@ -11,7 +11,7 @@ An item with several negatives is decided against its best-scoring negative, as 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -227,6 +227,15 @@ def evaluate_benchmark(
         vocab = plain_vocabulary(n_units)
     scores, cols = candidate_scores(model, ds, name, preset, vocab=vocab, tokenizer=tokenizer, batch_size=batch_size,
                                     device=device, max_tokens=max_tokens, state=state, progress=progress)
+    if use_evaluate and metric is None:
+        metric = load_metric(name)
+    return summarize_scores(scores, cols, name, preset, metric=metric if use_evaluate else None)
+
+
+def summarize_scores(scores: Sequence[Score], cols: dict[str, list], name: str, preset: ScoringPreset,
+                     metric=None) -> dict:
+    """:func:`evaluate_benchmark`'s result from the candidates' scores and columns (:func:`candidate_scores`):
+    through the ``evaluate`` module ``metric`` when given, else ``hf_slm.evaluation.decisions`` (same numbers)."""
     pairs = pair_rows([str(i) for i in cols["item_id"]], [int(v) for v in cols["label"]], name)
     try:
         values = preset.candidate_values(scores)
@@ -237,16 +246,42 @@ def evaluate_benchmark(
     tie_credit = preset.tie_credit(name)
     options = dict(tie_credit=tie_credit, aggregate=preset.aggregate, phenomena=phenomena, pair_ids=pair_ids)
     try:
-        if use_evaluate:
-            metric = metric if metric is not None else load_metric(name)
-            result = metric.compute(positive_scores=pos.tolist(), negative_scores=neg.tolist(), rule=preset.name,
-                                    **options)
-            result = dict(result)
+        if metric is not None:
+            result = dict(metric.compute(positive_scores=pos.tolist(), negative_scores=neg.tolist(), rule=preset.name,
+                                         **options))
         else:
             result = summarize_decisions(decide(pos, neg, tie_credit), phenomena, pair_ids, preset.aggregate)
     except ValueError as err:
         raise BenchmarkError(f"benchmark {name!r}: {err}") from err
-    return {**result, "rule": preset.name, "scoring": preset.name, "tie_credit": tie_credit}
+    return {**result, "rule": preset.name, "scoring": preset.name, "tie_credit": tie_credit,
+            "mean_margin": float(np.mean(pos - neg))}
+
+
+def evaluate_presets(
+    model: torch.nn.Module,
+    ds: datasets.Dataset,
+    n_units: int | None,
+    name: str,
+    presets: Sequence[str],
+    batch_size: int = 16,
+    **kwargs,
+) -> dict[str, dict]:
+    """``{preset: evaluate_benchmark's result}`` for several presets, with one forward pass per candidate layout
+    (presets that score whole utterances share theirs; without prompt columns every preset shares one);
+    decisions come from ``hf_slm.evaluation.decisions``.
+    ``kwargs`` as for :func:`candidate_scores` (``vocab``, ``tokenizer``, ``device``, ``max_tokens``...)."""
+    name = benchmark_info(name).name
+    if kwargs.get("vocab") is None and n_units is not None:
+        kwargs["vocab"] = plain_vocabulary(n_units)
+    has_prompt = any(c in ds.column_names for c in ("prompt_units", "prompt"))
+    scored: dict[bool, tuple[list[Score], dict[str, list]]] = {}
+    out = {}
+    for preset in map(get_preset, presets):
+        layout = preset.whole_utterance or not has_prompt  # without prompts both layouts score the same tokens
+        if layout not in scored:
+            scored[layout] = candidate_scores(model, ds, name, preset, batch_size=batch_size, **kwargs)
+        out[preset.name] = summarize_scores(*scored[layout], name, preset)
+    return out
 
 
 def evaluate_all(

@@ -232,33 +232,12 @@ def _groups(df):
 
 
 # ---------------------------------------------------------------------------------------------- fits
-def _value(name: str, value: float, boot, fixed: dict) -> float | dict:
-    if boot is None or name in fixed:
-        return float(value)
-    low, high = boot.interval(name)
-    return {"value": float(value), "ci_low": low, "ci_high": high,
-            "se": float(boot.samples[name].std(ddof=1)), "level": boot.level}
-
-
 def _payload(law_name: str, law, boot, fixed: dict, prepared: Prepared, args) -> dict:
-    from hf_slm.scaling.allocation import allocation_constant, allocation_exponents
+    from hf_slm.scaling.payload import fit_payload
 
-    out: dict = {"law": law_name, "delta": args.delta, "n_points": len(prepared.rows)}
-    for name, value in law.params_.items():
-        out[name] = _value(name, value, boot, fixed)
-    if law_name != "power":
-        p = law.params_
-        a, b = allocation_exponents(p["alpha"], p["beta"])
-        out["allocation"] = {"a": a, "b": b, "G": allocation_constant(p) if p["alpha"] > 0 < p["beta"] else None}
-        out["objective"] = law.objective_
-        out["n_starts"] = law.n_starts_
-    else:
-        out["rmse_log"] = law.rmse_log_
-    out["fixed"] = fixed
+    out = fit_payload(law_name, law, boot, delta=args.delta, n_points=len(prepared.rows), seed=args.seed,
+                      n_resamples=args.bootstrap, fixed=fixed)
     out.update(prepared.report())
-    if boot is not None:
-        out["bootstrap"] = {"n_resamples": args.bootstrap, "n_valid": len(boot.samples), "level": boot.level,
-                            "seed": args.seed, "samples": boot.samples.to_dict("list")}
     return out
 
 

@@ -26,11 +26,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hf_slm.scaling.allocation import allocation_constant, allocation_exponents
+from hf_slm.scaling import payload as payloads
 from hf_slm.scaling.bootstrap import BootstrapResult, bootstrap_law
 from hf_slm.scaling.downstream import PowerLaw, envelope, loss_metric_fit
 from hf_slm.scaling.laws import CHINCHILLA_PARAMS, ChinchillaLaw, DataConstrainedLaw
+from hf_slm.scaling.payload import interval, value
 from hf_slm.scaling.runs import finite, load_run_table, metric_columns, single_epoch
+from hf_slm.scaling.selection import FitRunRule, select_fit_runs
 
 CHANCE = 0.5
 DEFAULT_FAMILY = "speech"
@@ -110,58 +112,17 @@ def fit_mask(runs: pd.DataFrame, options: AnalysisOptions) -> tuple[pd.Series, s
     single = single_epoch(runs)
     if options.fit_runs == "all":
         return single, "all single-epoch runs (the paper's >5,000-update rule would drop every miniature run)"
-    steps = pd.to_numeric(runs.get("planned_steps"), errors="coerce")
-    mask = single & (steps > options.min_updates)
-    mask &= ~runs.duplicated(subset=["family", "N", "D"], keep="last")
-    return mask, (f"the release's rule: more than {options.min_updates:,} planned updates, at most one epoch, "
-                  "duplicates removed")
+    rule = FitRunRule(min_updates=options.min_updates)
+    selection = select_fit_runs(runs, rule)
+    return runs["run"].astype(str).isin(selection.kept), f"the release's rule: {rule.describe()}"
 
 
 # -- fit payloads (hf-slm fit --json's format) -----------------------------------------------------------------
-def _constant(name: str, value: float, boot: BootstrapResult | None, fixed: Mapping) -> float | dict:
-    if boot is None or name in fixed or name not in boot.samples or boot.samples[name].dropna().empty:
-        return float(value)
-    low, high = boot.interval(name)
-    return {"value": float(value), "ci_low": low, "ci_high": high,
-            "se": float(boot.samples[name].std(ddof=1)), "level": boot.level}
-
-
 def fit_payload(law_name: str, law, boot: BootstrapResult | None, options: AnalysisOptions, n_points: int,
                 fixed: Mapping[str, float] | None = None, n_resamples: int = 0) -> dict[str, Any]:
-    """A fitted law as ``hf-slm fit --json`` writes it."""
-    fixed = dict(fixed or {})
-    out: dict[str, Any] = {"law": law_name, "delta": options.delta, "n_points": n_points}
-    for name, value in law.params_.items():
-        out[name] = _constant(name, value, boot, fixed)
-    if law_name == "power":
-        out["rmse_log"] = law.rmse_log_
-    else:
-        p = law.params_
-        a, b = allocation_exponents(p["alpha"], p["beta"])
-        try:
-            g = allocation_constant(p)
-        except ValueError:
-            g = None
-        out["allocation"] = {"a": a, "b": b, "G": g}
-        out["objective"] = law.objective_
-        out["n_starts"] = law.n_starts_
-    out["fixed"] = fixed
-    if boot is not None:
-        out["bootstrap"] = {"n_resamples": n_resamples, "n_valid": len(boot.samples), "level": boot.level,
-                            "seed": options.seed, "samples": boot.samples.to_dict("list")}
-    return out
-
-
-def value(entry: Any) -> float:
-    """A constant of a fit payload (plain number or ``{value, ...}``)."""
-    return float(entry["value"] if isinstance(entry, Mapping) else entry)
-
-
-def interval(entry: Any) -> tuple[float, float]:
-    """The bootstrap interval of a payload constant (NaNs without one)."""
-    if isinstance(entry, Mapping) and "ci_low" in entry:
-        return float(entry["ci_low"]), float(entry["ci_high"])
-    return float("nan"), float("nan")
+    """A fitted law as ``hf-slm fit --json`` writes it (:func:`hf_slm.scaling.payload.fit_payload`)."""
+    return payloads.fit_payload(law_name, law, boot, delta=options.delta, n_points=n_points, seed=options.seed,
+                               n_resamples=n_resamples, fixed=fixed)
 
 
 def _params(payload: Mapping, names: Iterable[str]) -> dict[str, float]:
@@ -357,6 +318,20 @@ def chance_check(runs: pd.DataFrame, metrics: list[str], chance: float) -> dict[
             "pass": n_above >= min(2, len(metrics))}
 
 
+def metric_vs_loss(runs: pd.DataFrame, fitted: Mapping[str, Mapping], chance: float) -> dict[str, dict]:
+    """Per metric, the rank correlation of metric and test loss across runs; it must be negative for every
+    metric that some run scores above chance (interval above ``chance``). A metric at chance in every run has
+    nothing to correlate: it is reported with ``checked: false`` and does not decide the verdict."""
+    out = {}
+    for metric, entry in fitted.items():
+        column = f"{metric}_ci_low"
+        checked = bool((pd.to_numeric(runs[column], errors="coerce") > chance).any()) if column in runs else True
+        rho = entry["correlation"]["spearman"]
+        out[metric] = {"spearman": rho, "pearson": entry["correlation"]["r"], "checked": checked,
+                       "pass": bool(rho < 0) if checked else None}
+    return out
+
+
 def eq4_check(payload: Mapping | None) -> dict[str, Any]:
     """eq.4 identifiable: 0.05 < alpha, beta < 1.5, E > 0, their 95 % intervals inside (0, 2), rel. RMSE < 3 %."""
     if payload is None:
@@ -392,9 +367,7 @@ def analyze_family(family: str, runs: pd.DataFrame, curves: pd.DataFrame, metric
             "monotonic": monotonicity(runs[single_epoch(runs)]),
             "repetition": repetition(runs, law),
             "chance": chance_check(runs, family_metrics, options.chance),
-            "metric_vs_loss": {m: {"spearman": e["correlation"]["spearman"], "pearson": e["correlation"]["r"],
-                                   "pass": bool(e["correlation"]["spearman"] < 0)}
-                               for m, e in fitted_metrics.items()},
+            "metric_vs_loss": metric_vs_loss(runs, fitted_metrics, options.chance),
         },
         "warnings": warnings,
     }

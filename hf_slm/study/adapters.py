@@ -1,16 +1,11 @@
 """The study's only calls into the training and evaluation stages.
 
-Three adapters, so that swapping in the token store (memory-mapped batches instead of blocks packed in RAM)
-and ``hf-slm eval``'s Python API (``evaluate_all(..., scoring="paper")``) changes a few lines here:
+Three adapters:
 
-- :func:`load_family_data`: a family's training / held-out blocks and its benchmark datasets;
+- :func:`load_family_data`: a family's token store (train and held-out sides) and its benchmark datasets;
 - :func:`train_run`: one run with ``hf_slm.training.train``;
-- :func:`evaluate_model`: a trained model on the family's benchmarks under the study's scoring presets.
-
-Scoring presets today: ``sum`` and ``mean`` are the scorer's rules; ``paper`` (the release's rules) is
-approximated by ``mean`` over whole utterances, which is what the generated benchmarks hold (one candidate
-= the whole utterance, scored after a leading EOS); the release's tie rules and sBLIMP's macro mean over
-phenomena come with ``hf-slm eval``.
+- :func:`evaluate_model`: a trained model on the family's benchmarks under the study's scoring presets
+  (``hf-slm eval``'s presets: ``paper``, the release's rules, by default).
 """
 
 from __future__ import annotations
@@ -20,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PRESET_RULES = {"paper": "mean", "mean": "mean", "sum": "sum"}
-
 
 @dataclass
 class FamilyData:
@@ -29,34 +22,23 @@ class FamilyData:
 
     family: str
     n_units: int
-    train: Any  # hf_slm.data.PackedBlocks
+    train: Any  # hf_slm.data.store.TokenStore
     test: Any
     benchmarks: dict[str, Any] = field(default_factory=dict)  # name -> datasets.Dataset (one row per candidate)
     datasets: list[dict[str, Any]] = field(default_factory=list)
     tokenizer: dict[str, Any] | None = None
 
 
-def load_family_data(family: str, stories: Path, benchmarks: Mapping[str, Path], n_units: int, block_size: int,
-                     tokenizer: str | None = None) -> FamilyData:
-    """Pack the ``stories`` dataset's train and test splits into blocks (in RAM, as the trainer reads them
-    today) and load the benchmark datasets; refuse a dataset whose K differs from ``n_units``."""
-    from hf_slm.data import eos_id, pack_blocks, pad_id
-    from hf_slm.data.unit_dataset import load_unit_dataset, load_unit_info
-    from hf_slm.training.mix import unit_sequences
+def load_family_data(family: str, config, benchmarks: Mapping[str, Path], progress: bool = True) -> FamilyData:
+    """The token store of a run config's training data (``hf_slm.training.load_training_data``: packed on first
+    use, memory-mapped afterwards) and the family's benchmark datasets (their ``test`` split)."""
+    from hf_slm.data.unit_dataset import load_unit_dataset
+    from hf_slm.training.mix import load_training_data
 
-    info = load_unit_info(stories)
-    if info.n_units != n_units:
-        raise ValueError(f"{stories}: K = {info.n_units}, but the study's {family} family has K = {n_units}")
-    splits = load_unit_dataset(stories)
-    missing = [s for s in ("train", "test") if s not in splits]
-    if missing:
-        raise ValueError(f"{stories}: no {missing} split; the study trains on 'train' and measures the loss on 'test'")
-    train = pack_blocks(unit_sequences(splits["train"]), block_size, eos_id(n_units), pad_id(n_units))
-    test = pack_blocks(unit_sequences(splits["test"]), block_size, eos_id(n_units), pad_id(n_units))
+    data = load_training_data(config, progress=progress)
     benches = {name: load_unit_dataset(path, split="test") for name, path in benchmarks.items()}
-    return FamilyData(family=family, n_units=n_units, train=train, test=test, benchmarks=benches,
-                      datasets=[{"id": str(stories), "revision": None, "tokens": int(train.n_tokens)}],
-                      tokenizer={"id": tokenizer or info.tokenizer, "revision": info.tokenizer_revision})
+    return FamilyData(family=family, n_units=config.n_units, train=data.train, test=data.test, benchmarks=benches,
+                      datasets=data.datasets, tokenizer=data.tokenizer)
 
 
 def train_run(config, data: FamilyData, progress: bool = True):
@@ -68,26 +50,16 @@ def train_run(config, data: FamilyData, progress: bool = True):
 
 def evaluate_model(model_dir: str | Path, data: FamilyData, presets: Sequence[str], batch_size: int = 32,
                    progress: bool = False) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{preset: {benchmark: {accuracy, n, ci_low, ci_high, rule, scoring}}}`` of the model in ``model_dir``.
-
-    Each candidate is scored once (one forward pass); every preset's decision comes from those scores.
-    """
-    import numpy as np
+    """``{preset: {benchmark: hf-slm eval's result}}`` of the model in ``model_dir`` on the family's benchmarks
+    (:func:`hf_slm.evaluation.evaluate_presets`: presets sharing a candidate layout share one forward pass)."""
     from transformers import AutoModelForCausalLM
 
-    from hf_slm.evaluation import accuracy_summary, apply_rule, compare, pair_rows, score_units
+    from hf_slm.evaluation.benchmarks import evaluate_presets
 
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     out: dict[str, dict[str, dict[str, Any]]] = {p: {} for p in presets}
     for name, ds in data.benchmarks.items():
-        cols = ds.select_columns(["item_id", "label", "units"]).to_dict()
-        pairs = pair_rows([str(i) for i in cols["item_id"]], [int(v) for v in cols["label"]], name)
-        scores = score_units(model, cols["units"], data.n_units, batch_size=batch_size)
-        for preset in presets:
-            rule = PRESET_RULES[preset]
-            values = apply_rule(scores, rule)
-            summary = accuracy_summary(compare(values[pairs.positive], values[pairs.negative]))
-            margin = values[pairs.positive] - values[pairs.negative]
-            out[preset][name] = {**summary, "rule": rule, "scoring": preset,
-                                 "mean_margin": float(np.mean(margin))}
+        for preset, result in evaluate_presets(model, ds, data.n_units, name, presets, batch_size=batch_size,
+                                               progress=progress).items():
+            out[preset][name] = result
     return out

@@ -123,12 +123,15 @@ class TextConfig:
     fitted here (``vocab_size`` pieces; default: the speech tokenizer's K, so both families have the same
     vocabulary), scored on the text forms of the same benchmarks. ``table``: a run table of evaluated text
     models (``table``: CSV / JSONL / Parquet with N, D and metric columns). ``published``: the paper's
-    Table 3 gammas. ``none``: no text family.
+    Table 3 gammas. ``none``: no text family. ``training``: ``TrainConfig`` keys of the text runs that differ
+    from the study's ``training`` (text learns several times faster per token than speech, so it can take
+    larger batches).
     """
 
     source: str = "train"
     vocab_size: int | None = None
     table: str | None = None
+    training: dict[str, Any] = field(default_factory=dict)  # TrainConfig keys for the text runs (over ``training``)
 
 
 @dataclass

@@ -152,10 +152,17 @@ def plan_runs(config: StudyConfig) -> list[PlannedRun]:
     return runs
 
 
+def run_settings(config: StudyConfig, family: str, size: str) -> dict:
+    """The ``TrainConfig`` keys of a run: the study's ``training``, then the text family's ``text.training``,
+    then the size's ``size_overrides``."""
+    family_keys = config.text.training if family == TEXT else {}
+    return {**config.training, **family_keys, **config.size_overrides.get(size, {})}
+
+
 def _run(config: StudyConfig, family: str, size: str, k: int, tokens: int, unique: int | None, label: str,
          root: Path) -> PlannedRun:
     N, n_total, n_layers, d_model, size_batch = _size_info(size, k)
-    settings = {**config.training, **config.size_overrides.get(size, {})}
+    settings = run_settings(config, family, size)
     batch = int(settings.get("batch_size") or size_batch)
     block = int(settings.get("block_size") or 2050)
     name = f"{family}-{size}-{label}"

@@ -19,7 +19,7 @@ from typing import Any
 
 from hf_slm.study.config import StudyConfig, StudyConfigError
 from hf_slm.study.corpus import STORIES, Corpus
-from hf_slm.study.plan import PlannedRun, families, family_vocabulary, plan_runs
+from hf_slm.study.plan import PlannedRun, families, plan_runs, run_settings
 
 DATA_KEYS = ("seed", "speech", "tokenizer")
 DONE, TRAINED, STARTED, TODO = "done", "trained", "started", "todo"
@@ -59,12 +59,13 @@ class Study:
         return plan_runs(self.config)
 
     def train_config(self, run: PlannedRun):
-        """The ``TrainConfig`` of a planned run: the study's ``training`` keys, then its size's overrides,
-        then the run's own keys (size, K, budget, folder, data)."""
+        """The ``TrainConfig`` of a planned run: :func:`~hf_slm.study.plan.run_settings` (the study's
+        ``training``, the text family's ``text.training``, the size's overrides), then the run's own keys
+        (size, K, budget, folder, data)."""
         from hf_slm.training.config import ConfigError, TrainConfig
 
-        keys = {"tracker": None, "mixed_precision": "auto", **self.config.training,
-                **self.config.size_overrides.get(run.size, {})}
+        keys = {"tracker": None, "mixed_precision": "auto", "store_dir": str(self.root / "stores"),
+                **run_settings(self.config, run.family, run.size)}
         curve_points = int(keys.pop("curve_points", 0) or 0)
         if keys.get("mixed_precision") == "auto":
             keys["mixed_precision"] = default_precision()
@@ -154,7 +155,7 @@ class Study:
             todo = [r for r in runs if r.family == family and states[r.name] != DONE]
             if not todo:
                 continue
-            data = self.family_data(family)
+            data = self.family_data(family, todo[0])
             self._check_budgets(todo, data.train.n_tokens)
             for i, run in enumerate(todo, 1):
                 self.log(f"{family} {i}/{len(todo)}: {run.name} (N={run.N:,}, D={run.tokens:,}, "
@@ -181,13 +182,12 @@ class Study:
             self.log(f"note: the training data hold {available:,} tokens, so {', '.join(repeat)} repeat data "
                      "(more than one epoch: they stay out of the eq.4 fit)")
 
-    def family_data(self, family: str):
+    def family_data(self, family: str, run: PlannedRun):
+        """The family's token store (packed under ``<output>/stores`` on first use) and benchmark datasets."""
         from hf_slm.study.adapters import load_family_data
 
-        block = int(self.config.training.get("block_size") or 2050)
         benches = {n: self.corpus.unit_dir(family, n) for n in self.config.benchmarks.names}
-        return load_family_data(family, self.corpus.unit_dir(family, STORIES), benches,
-                                family_vocabulary(self.config, family), block)
+        return load_family_data(family, self.train_config(run), benches, progress=self.progress)
 
     def train(self, run: PlannedRun, data):
         from hf_slm.study.adapters import train_run
