@@ -99,8 +99,10 @@ def _config(tmp_path, **changes) -> Path:
     ({"speech.source": "units"}, "speech.datasets"),
     ({"benchmarks.scoring": "best"}, "benchmarks.scoring must be one of"),
     ({"grid.multi_epoch.epochs": [1]}, "epochs must be > 1"),
-    ({"grid.sizes": ["demo-zz"]}, "unknown model size"),
-    ({"training.lr": -1.0}, "lr must be > 0"),
+    ({"grid.sizes": ["demo-zz"], "grid.multi_epoch.sizes": ["demo-zz"], "size_overrides": {}}, "unknown model size"),
+    ({"training.lr": -1.0, "size_overrides": {}}, "lr must be > 0"),
+    ({"grid.sizes": ["demo-m"], "size_overrides": {"demo-xs": {}}}, r"size_overrides: sizes \['demo-xs'\] are not"),
+    ({"training.weight_decay": -1.0}, "weight_decay must be >= 0"),
 ])
 def test_bad_configs_name_the_key(tmp_path, changes, message):
     with pytest.raises(StudyConfigError, match=message):
