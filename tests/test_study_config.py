@@ -69,8 +69,8 @@ def test_dry_run_cli_prints_the_plan(capsys, tmp_path):
     assert not (tmp_path / "p").exists()  # a dry run writes nothing
 
 
-def test_demo_plan_pairs_every_speech_run_with_a_text_run():
-    runs = plan_runs(StudyConfig.from_yaml(default_config("demo")))
+def test_without_a_text_grid_every_speech_run_has_its_text_run():
+    runs = plan_runs(StudyConfig.from_yaml(default_config("demo"), {"text.grid": {}}))
     speech = {r.name.removeprefix("speech-"): r for r in runs if r.family == "speech"}
     text = {r.name.removeprefix("text-"): r for r in runs if r.family == "text"}
     assert speech.keys() == text.keys()
@@ -78,6 +78,19 @@ def test_demo_plan_pairs_every_speech_run_with_a_text_run():
         assert (r.N, r.tokens, r.unique_tokens) == (text[key].N, text[key].tokens, text[key].unique_tokens)
     assert any(r.epochs > 1 for r in speech.values())
     assert "text" in format_plan(StudyConfig.from_yaml(default_config("demo")), runs)
+
+
+def test_the_text_family_takes_its_own_budgets_over_the_same_sizes():
+    config = StudyConfig.from_yaml(default_config("demo"), {"text.grid": {"tokens": [5e4, 1e5], "multi_epoch": {}}})
+    runs = plan_runs(config)
+    speech = {(r.size, r.tokens, r.unique_tokens) for r in runs if r.family == "speech"}
+    text = {(r.size, r.tokens, r.unique_tokens) for r in runs if r.family == "text"}
+    assert text == {(size, t, None) for size in config.grid.sizes for t in (50_000, 100_000)}
+    assert any(u for _, _, u in speech) and len(speech) == 14
+    with pytest.raises(StudyConfigError, match="text.grid: the text family trains the study's sizes"):
+        StudyConfig.from_yaml(default_config("demo"), {"text.grid": {"sizes": ["demo-xs"]}})
+    with pytest.raises(StudyConfigError, match="text.grid budget must be > 0"):
+        StudyConfig.from_yaml(default_config("demo"), {"text.grid": {"tokens": [0]}})
 
 
 def _config(tmp_path, **changes) -> Path:

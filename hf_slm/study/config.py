@@ -125,13 +125,15 @@ class TextConfig:
     models (``table``: CSV / JSONL / Parquet with N, D and metric columns). ``published``: the paper's
     Table 3 gammas. ``none``: no text family. ``training``: ``TrainConfig`` keys of the text runs that differ
     from the study's ``training`` (text learns several times faster per token than speech, so it can take
-    larger batches).
+    larger batches). ``grid``: ``grid`` keys of the text runs that differ from the study's (``tokens``,
+    ``multi_epoch``...; the sizes stay the study's).
     """
 
     source: str = "train"
     vocab_size: int | None = None
     table: str | None = None
     training: dict[str, Any] = field(default_factory=dict)  # TrainConfig keys for the text runs (over ``training``)
+    grid: dict[str, Any] = field(default_factory=dict)  # ``grid`` keys for the text runs (over the study's grid)
 
 
 @dataclass
@@ -257,26 +259,26 @@ class StudyConfig:
             raise StudyConfigError("tokenizer.path: type: pretrained needs a SpeechTokenizer folder or Hub id")
         if self.text.source == "table" and not self.text.table:
             raise StudyConfigError("text.table: source: table needs a run table path")
-        grid = self.grid
-        if not grid.sizes:
-            raise StudyConfigError("grid.sizes: list at least one model size")
-        if (grid.tokens is None) == (grid.tokens_per_param is None):
-            raise StudyConfigError("grid: set exactly one of tokens (the same D for every size) and "
-                                   "tokens_per_param (D/N ratios)")
-        for value in grid.tokens or grid.tokens_per_param or []:
-            _positive("grid budget", value)
-        me = grid.multi_epoch
-        if me.epochs:
-            if (me.tokens is None) == (me.tokens_per_param is None):
-                raise StudyConfigError("grid.multi_epoch: set exactly one of tokens and tokens_per_param")
-            if not me.sizes:
-                raise StudyConfigError("grid.multi_epoch.sizes: list the sizes that get multi-epoch runs")
-            for e in me.epochs:
-                if not e > 1:
-                    raise StudyConfigError(f"grid.multi_epoch.epochs must be > 1, got {e!r}")
+        _check_grid(self.grid, "grid")
+        if self.text.source == "train" and self.text.grid:
+            _check_grid(self.family_grid("text"), "text.grid")
+        grid, me = self.grid, self.grid.multi_epoch
         unknown = sorted(set(self.size_overrides) - set(grid.sizes) - set(me.sizes))
         if unknown:
             raise StudyConfigError(f"size_overrides: sizes {unknown} are not in the grid ({grid.sizes})")
+
+    def family_grid(self, family: str) -> GridConfig:
+        """The grid of a family: the study's, with ``text.grid`` over it for the text family."""
+        if family != "text" or not self.text.grid:
+            return self.grid
+        if "sizes" in self.text.grid:
+            raise StudyConfigError("text.grid: the text family trains the study's sizes; set tokens or multi_epoch")
+        merged = {**asdict(self.grid), **self.text.grid}
+        if "tokens" in self.text.grid and "tokens_per_param" not in self.text.grid:
+            merged["tokens_per_param"] = None
+        if "tokens_per_param" in self.text.grid and "tokens" not in self.text.grid:
+            merged["tokens"] = None
+        return _build(GridConfig, merged, "text.grid")
 
     # -- I/O -----------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -305,6 +307,28 @@ class StudyConfig:
         config = cls.from_dict(data, where=str(path))
         config.source_path = str(path)
         return config
+
+
+def _check_grid(grid: GridConfig, key: str) -> None:
+    """Raise ``StudyConfigError`` naming ``key`` for a grid without sizes or budgets or with bad epochs."""
+    if not grid.sizes:
+        raise StudyConfigError(f"{key}.sizes: list at least one model size")
+    if (grid.tokens is None) == (grid.tokens_per_param is None):
+        raise StudyConfigError(f"{key}: set exactly one of tokens (the same D for every size) and "
+                               "tokens_per_param (D/N ratios)")
+    for value in grid.tokens or grid.tokens_per_param or []:
+        _positive(f"{key} budget", value)
+    me = grid.multi_epoch
+    if me.epochs:
+        if (me.tokens is None) == (me.tokens_per_param is None):
+            raise StudyConfigError(f"{key}.multi_epoch: set exactly one of tokens and tokens_per_param")
+        if not me.sizes:
+            raise StudyConfigError(f"{key}.multi_epoch.sizes: list the sizes that get multi-epoch runs")
+        for e in me.epochs:
+            if not e > 1:
+                raise StudyConfigError(f"{key}.multi_epoch.epochs must be > 1, got {e!r}")
+
+
 
 
 def _choice(key: str, value: Any, choices: tuple) -> None:

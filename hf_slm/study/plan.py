@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hf_slm.study.config import StudyConfig, StudyConfigError
+from hf_slm.study.config import GridConfig, StudyConfig, StudyConfigError
 
 SPEECH, TEXT, UNIGRAM = "speech", "text", "speech-unigram"
 SECONDS_PER_STORY = 15.0  # measured: a five-sentence story in eSpeak NG at rate 175 (~44 words)
@@ -116,8 +116,7 @@ def _size_info(size: str, n_units: int) -> tuple[int, int, int, int, int]:
     return s.n_non_embedding, n_total, s.n_layers, s.d_model, s.batch_size
 
 
-def _budgets(config: StudyConfig, N: int) -> list[tuple[int, str]]:
-    grid = config.grid
+def _budgets(grid: GridConfig, N: int) -> list[tuple[int, str]]:
     if grid.tokens is not None:
         return [(int(round(t)), _label(t)) for t in grid.tokens]
     return [(int(round(r * N)), f"dn{r:g}") for r in grid.tokens_per_param or []]
@@ -129,13 +128,14 @@ def plan_runs(config: StudyConfig) -> list[PlannedRun]:
     root = Path(config.output) / "runs"
     for family in families(config):
         k = family_vocabulary(config, family)
-        sizes = config.grid.sizes
+        grid = config.family_grid(family)
+        sizes = grid.sizes
         if family == UNIGRAM and config.unigram.sizes:
             sizes = config.unigram.sizes
         for size in sizes:
             runs += [_run(config, family, size, k, tokens, None, label, root) for tokens, label in
-                     _budgets(config, _size_info(size, k)[0])]
-        me = config.grid.multi_epoch
+                     _budgets(grid, _size_info(size, k)[0])]
+        me = grid.multi_epoch
         if family == UNIGRAM:
             continue  # the paper trains no multi-epoch unigram runs (4.3)
         for size in me.sizes:
