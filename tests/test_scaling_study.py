@@ -117,7 +117,8 @@ def test_repetition_compares_with_fresh_and_unique_only_runs():
     runs.loc[2, "loss"] = 1.9  # repetition better than fresh data: the check fails
     assert not repetition(runs, law=None)["pass"]
     runs.loc[2, "loss"] = 3.1  # repetition worse than one epoch of the unique data: fails too
-    assert not repetition(runs, law=None)["pass"]
+    assert repetition(runs, law=None)["pass"] is False
+    assert repetition(runs.iloc[:2], law=None)["pass"] is None  # no run repeats data: nothing to check
 
 
 def test_report_files_are_complete_and_self_contained(tmp_path):

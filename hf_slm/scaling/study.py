@@ -294,8 +294,8 @@ def repetition(runs: pd.DataFrame, law: ChinchillaLaw | None) -> dict[str, Any]:
                      "better_than_unique_only": bool(r["loss"] < unique)})
     excess = [x["loss"] - x["fresh_loss"] for x in rows if np.isfinite(x["fresh_loss"])]
     most = max(rows, key=lambda x: x["epochs"]) if rows else None
-    ok = (bool(excess) and float(np.mean(excess)) > 0 and most["worse_than_fresh"]
-          and all(x["better_than_unique_only"] for x in rows))
+    ok = None if not rows else (bool(excess) and float(np.mean(excess)) > 0 and most["worse_than_fresh"]
+                                and all(x["better_than_unique_only"] for x in rows))  # None: no run repeats data
     return {"runs": rows, "mean_excess_over_fresh": float(np.mean(excess)) if excess else None, "pass": ok,
             "criterion": "every multi-epoch run beats one epoch of its unique data; on average, and at the most "
                          "epochs, it is worse than fresh data of the same size (up to ~4 epochs repetition is "
