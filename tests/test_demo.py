@@ -119,4 +119,4 @@ def test_demo_cli_help_and_dry_run(capsys, tmp_path):
     assert "--output" in capsys.readouterr().out
     assert main(["demo", "--dry-run", "--output", str(tmp_path / "d")]) == 0
     out = capsys.readouterr().out
-    assert "speech-demo-m-800k" in out and "text-demo-m-800k" in out and not (tmp_path / "d").exists()
+    assert "speech-demo-m-800k" in out and "text-demo-m-400k" in out and not (tmp_path / "d").exists()
