@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from hf_slm.evaluation import PRESETS, decide, evaluate_benchmark, get_preset, summarize_decisions
+from hf_slm.evaluation.token_ids import plain_vocabulary
 
 K = 6
 SEED = 3
@@ -128,6 +129,29 @@ def test_storycloze_scores_the_whole_story_and_several_negatives(model):
     assert got["accuracy"] == pytest.approx(ref["accuracy"], abs=1e-12) and got["n"] == 6
     split = evaluate_benchmark(model, ds, K, "spoken_storycloze", scoring="mean", use_evaluate=False)
     assert (got["accuracy"], split["accuracy"]) == (pytest.approx(0.5), pytest.approx(1 / 3))
+
+
+def test_several_presets_from_shared_forward_passes_equal_one_preset_at_a_time(model, monkeypatch):
+    from hf_slm.evaluation import benchmarks
+
+    rows = []
+    for i in range(4):
+        for k in range(2):
+            rows.append({"id": f"{i}/{k}", "item_id": str(i), "label": int(k == 0), "units": [i, k, (i + k) % K, 1],
+                         "prompt_units": [k, i]})
+    with_prompt = datasets.Dataset.from_list(rows)
+    plain = with_prompt.remove_columns("prompt_units")
+    calls = []
+    real = benchmarks.candidate_scores
+    monkeypatch.setattr(benchmarks, "candidate_scores", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    for ds, passes in ((with_prompt, 2), (plain, 1)):  # without prompts every layout scores the same tokens
+        calls.clear()
+        got = benchmarks.evaluate_presets(model, ds, K, "tSC", ["paper", "sum", "mean"])
+        assert len(calls) == passes
+        for preset, result in got.items():
+            alone = real(model, ds, "topic_storycloze", benchmarks.get_preset(preset), vocab=plain_vocabulary(K))
+            assert result == benchmarks.summarize_scores(*alone, "topic_storycloze", benchmarks.get_preset(preset))
+            assert result == evaluate_benchmark(model, ds, K, "tSC", scoring=preset, use_evaluate=False)
 
 
 def test_ties_and_presets():
