@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import mmap
 import runpy
 from pathlib import Path
 from types import SimpleNamespace
 
+import _training_helpers as _h
 import datasets
 import numpy as np
 import pytest
@@ -19,9 +19,6 @@ from hf_slm.data.store import MixConfig, StoreError, TokenStore, held_out_mask, 
 from hf_slm.training import RunRecord, TrainConfig
 from hf_slm.training.run import run_training
 
-_spec = importlib.util.spec_from_file_location("_training_helpers", Path(__file__).with_name("_training_helpers.py"))
-_h = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_h)
 one_thread = _h.one_thread
 K = _h.K
 ROOT = Path(__file__).resolve().parents[1]

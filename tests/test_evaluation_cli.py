@@ -3,12 +3,12 @@ on a unigram-compressed model, and its errors (exit code 2, naming what and wher
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import _evaluation_helpers as H
 import datasets
 import numpy as np
 import pytest
@@ -23,17 +23,6 @@ from hf_slm.units import compress, train_unigram
 K = 8
 
 
-def _helpers():
-    """tests/_evaluation_helpers.py (pytest's importlib mode puts no test folder on sys.path)."""
-    name = "_evaluation_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-H = _helpers()
 
 
 def benchmark_rows(seed: int, n_items: int = 8, prompt: bool = False) -> list[dict]:

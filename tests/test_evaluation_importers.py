@@ -3,11 +3,9 @@ lexical/dev (gold.csv + wavs), spoken and topic StoryCloze, SALMon; resumption a
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
+import _evaluation_helpers as H
 import pytest
 
 from hf_slm.cli import main
@@ -18,17 +16,6 @@ from hf_slm.units import LogMelEncoder, SpeechTokenizer, load_audio
 K = 12
 
 
-def _helpers():
-    """tests/_evaluation_helpers.py (pytest's importlib mode puts no test folder on sys.path)."""
-    name = "_evaluation_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-H = _helpers()
 
 
 @pytest.fixture(scope="module")

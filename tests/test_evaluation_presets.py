@@ -10,10 +10,7 @@ summed log-probability prefers the shorter negatives, and the macro mean differs
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
+import _evaluation_helpers as H
 import datasets
 import numpy as np
 import pytest
@@ -26,17 +23,6 @@ K = 6
 SEED = 3
 
 
-def _helpers():
-    """tests/_evaluation_helpers.py (pytest's importlib mode puts no test folder on sys.path)."""
-    name = "_evaluation_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-H = _helpers()
 
 
 def sblimp_like(seed: int) -> datasets.Dataset:

@@ -4,11 +4,11 @@ players for the report."""
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import re
 from pathlib import Path
 
+import _tts_helpers as helpers
 import numpy as np
 import pytest
 import soundfile as sf
@@ -17,21 +17,11 @@ import torch
 from hf_slm.cli import main
 from hf_slm.evaluation.generate import continuations_html, generate_continuations, generate_units
 
-_spec = importlib.util.spec_from_file_location("_tts_helpers", Path(__file__).with_name("_tts_helpers.py"))
-helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(helpers)
-
 K = 12  # units of the tiny vocoder; EOS = 12, pad = 13
 SUCC = {K: 3, 3: 5, 5: 7, 7: K, 1: 2, 2: 3}  # next unit after each unit (all others: EOS)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy machine the thread hand-offs dominate."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def chain_model(path: Path) -> Path:

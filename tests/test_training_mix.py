@@ -1,11 +1,11 @@
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import _training_helpers as _h
 import pytest
 
 from hf_slm.data.processes import LaunchError
@@ -17,9 +17,6 @@ from hf_slm.training.mix import load_training_data
 from hf_slm.training.run import run_training
 from hf_slm.training.trainer import make_accelerator
 
-_spec = importlib.util.spec_from_file_location("_training_helpers", Path(__file__).with_name("_training_helpers.py"))
-_h = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_h)
 one_thread, store_dir = _h.one_thread, _h.store_dir
 pytestmark = pytest.mark.usefixtures("one_thread", "store_dir")
 

@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import _training_helpers as _h
 import numpy as np
 import pytest
 import torch
@@ -23,9 +24,6 @@ RELEASE = json.loads((Path(__file__).with_name("data") / "slm_scaling_release_co
 OURS = {"20m-109b": ("20M", []), "85m-109b": ("85M", []), "155m-65b": ("155M", []), "309m-30b": ("309M", []),
         "823m-26b": ("823M", []), "823m-82b": ("823M", ["batch_size=608"])}  # the 82B endpoint, as its yaml says
 
-_spec = importlib.util.spec_from_file_location("_training_helpers", Path(__file__).with_name("_training_helpers.py"))
-_h = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_h)
 one_thread = _h.one_thread
 
 

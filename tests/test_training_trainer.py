@@ -1,7 +1,7 @@
-import importlib.util
 import math
 from pathlib import Path
 
+import _training_helpers as _h
 import datasets
 import numpy as np
 import pytest
@@ -14,9 +14,6 @@ from hf_slm.data.store import MixConfig, TokenStore, pack_mix
 from hf_slm.training import ConfigError, RunRecord, TrainConfig, TrainingDiverged, latest_checkpoint, train
 from hf_slm.training import trainer as trainer_module
 
-_spec = importlib.util.spec_from_file_location("_training_helpers", Path(__file__).with_name("_training_helpers.py"))
-_h = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_h)
 one_thread = _h.one_thread
 pytestmark = pytest.mark.usefixtures("one_thread")
 

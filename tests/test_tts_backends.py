@@ -3,31 +3,19 @@ backend's package, weights or data are missing."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
+import _tts_helpers as helpers
 import numpy as np
 import pytest
-import torch
 
 from hf_slm.tts.backends import BackendUnavailable, KokoroVoice, check_g2p_data, load_voice
 from hf_slm.tts.pipeline import TTSPipeline
 
-_spec = importlib.util.spec_from_file_location("_tts_helpers", Path(__file__).with_name("_tts_helpers.py"))
-helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(helpers)
-
 SHORT, LONG = "The cat sat.", "A dog ran home quickly, and the cat sat on the mat all day long."
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy machine the thread hand-offs dominate."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture()

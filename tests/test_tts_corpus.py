@@ -10,7 +10,6 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
-import torch
 
 from hf_slm.data.unit_dataset import load_unit_dataset, load_unit_info
 from hf_slm.tts import EspeakVoice, TTSPipeline
@@ -25,13 +24,7 @@ STORIES = ["Tom had a red ball.", "The cat sat on the mat.", "She ran to the par
            "A big dog barked.", "Mom made a cake.", "The sun was warm.", "...", "They played all day."]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy machine the thread hand-offs dominate."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -3,30 +3,19 @@ SeamlessM4TCodeHifiGan round trip, and Griffin-Lim for log-mel units."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
+import _tts_helpers as helpers
 import numpy as np
 import pytest
 import torch
 
 from hf_slm.tts.vocoder import UnitVocoder, VocoderError, convert_twist_checkpoint, vocode
 
-_spec = importlib.util.spec_from_file_location("_tts_helpers", Path(__file__).with_name("_tts_helpers.py"))
-helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(helpers)
-
 UNITS = [3, 5, 7, 1, 0, 11, 4]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy machine the thread hand-offs dominate."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_twist_checkpoint_converts_to_a_seamless_code_hifigan_with_the_same_output(tmp_path):

@@ -189,17 +189,12 @@ class Source:
     @property
     def data_files(self) -> dict[str, list[str]]:
         """``{split: [patterns]}`` of the card's default config (relative to the dataset root)."""
-        configs = self.card.get("configs") or []
-        config = next((c for c in configs if c.get("config_name", "default") == "default"), None)
-        if config is None:
+        from hf_slm.data.unit_dataset import card_data_files
+
+        files = card_data_files(self.card)
+        if files is None:
             raise StoreError(f"datasets: {self.entry.id}: its card has no default entry under 'configs:'")
-        files = config["data_files"]
-        entries = files if isinstance(files, list) else [{"split": k, "path": v} for k, v in files.items()]
-        out: dict[str, list[str]] = {}
-        for item in entries:
-            paths = item["path"] if isinstance(item["path"], list) else [item["path"]]
-            out.setdefault(item["split"], []).extend(paths)
-        return out
+        return files
 
     @property
     def splits(self) -> list[str]:

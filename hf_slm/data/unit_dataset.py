@@ -298,19 +298,27 @@ def _info(meta: dict[str, Any], where: str | Path) -> UnitDatasetInfo:
         raise SchemaError(f"{where}: README.md '{CARD_KEY}' block does not match UnitDatasetInfo ({e})") from e
 
 
-def _local_data_files(folder: Path, meta: dict[str, Any]) -> dict[str, list[str]]:
-    """``{split: [absolute patterns]}`` of the card's default config."""
-    configs = meta.get("configs") or []
+def card_data_files(card: dict[str, Any]) -> dict[str, list[str]] | None:
+    """``{split: [patterns]}`` (relative to the dataset root) of a dataset card's default ``configs:`` entry, in
+    either of its layouts (a list of ``{split, path}`` or a ``{split: path}`` mapping); None without one."""
+    configs = card.get("configs") or []
     config = next((c for c in configs if c.get("config_name", "default") == "default"), None)
     if config is None:
-        raise SchemaError(f"{folder}: README.md has no default entry under 'configs:'")
+        return None
     files = config["data_files"]
     entries = files if isinstance(files, list) else [{"split": k, "path": v} for k, v in files.items()]
     out: dict[str, list[str]] = {}
     for entry in entries:
-        paths = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
-        out.setdefault(entry["split"], []).extend(str(folder / p) for p in paths)
+        out.setdefault(entry["split"], []).extend(entry["path"] if isinstance(entry["path"], list) else [entry["path"]])
     return out
+
+
+def _local_data_files(folder: Path, meta: dict[str, Any]) -> dict[str, list[str]]:
+    """``{split: [absolute patterns]}`` of the card's default config."""
+    files = card_data_files(meta)
+    if files is None:
+        raise SchemaError(f"{folder}: README.md has no default entry under 'configs:'")
+    return {split: [str(folder / p) for p in paths] for split, paths in files.items()}
 
 
 def load_unit_dataset(

@@ -16,7 +16,7 @@ from typing import Any
 import datasets
 import yaml
 
-from hf_slm.data.unit_dataset import CARD_KEY, looks_like_hub_id
+from hf_slm.data.unit_dataset import CARD_KEY, card_data_files, looks_like_hub_id
 
 BENCHMARK_CARD_KEY = "hf_slm_benchmark"
 PREFERRED_SPLITS = ("test", "dev", "validation")
@@ -77,17 +77,8 @@ def read_card(folder: str | Path) -> dict[str, Any]:
 
 
 def _card_data_files(folder: Path, card: dict[str, Any]) -> dict[str, list[str]]:
-    configs = card.get("configs") or []
-    config = next((c for c in configs if c.get("config_name", "default") == "default"), None)
-    if config is None:
-        return {}
-    files = config["data_files"]
-    entries = files if isinstance(files, list) else [{"split": k, "path": v} for k, v in files.items()]
-    out: dict[str, list[str]] = {}
-    for entry in entries:
-        paths = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
-        out.setdefault(entry["split"], []).extend(str(folder / p) for p in paths)
-    return out
+    files = card_data_files(card) or {}
+    return {split: [str(folder / p) for p in paths] for split, paths in files.items()}
 
 
 def pick_split(ds: datasets.Dataset | datasets.DatasetDict, split: str | None, where: str) -> tuple[datasets.Dataset,
