@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from hf_slm.scaling import paper
-from hf_slm.scaling.laws import SPEECH_2024
-from hf_slm.scaling.report import ReportOptions, write_report
-from hf_slm.scaling.study import AnalysisOptions, analyze, monotonicity, repetition, value
+from hf_slm.scaling.laws import SPEECH_2024, chinchilla_loss
+from hf_slm.scaling.report import ReportOptions, checks_section, write_report
+from hf_slm.scaling.study import AnalysisOptions, analyze, monotonicity, regime, repetition, value
 
 _spec = importlib.util.spec_from_file_location("_scaling_runs_helpers", Path(__file__).with_name("test_scaling_runs.py"))
 _helpers = importlib.util.module_from_spec(_spec)
@@ -121,6 +121,47 @@ def test_repetition_compares_with_fresh_and_unique_only_runs():
     assert repetition(runs.iloc[:2], law=None)["pass"] is None  # no run repeats data: nothing to check
 
 
+# The demo's speech grid as measured on 2 CPU cores (3 sizes x 0.1-0.8M tokens): still pre-asymptotic.
+DEMO_LOSSES = {13408: (3.175, 3.016, 2.789, 2.481), 106816: (3.044, 2.648, 2.128, 1.653),
+               332448: (3.026, 2.568, 1.945, 1.386)}
+
+
+def _grid(losses: dict[int, tuple[float, ...]], budgets=(100352, 200704, 400384, 800768)) -> pd.DataFrame:
+    return pd.DataFrame([{"run": f"{N}-{D}", "N": N, "D": D, "loss": loss}
+                         for N, row in losses.items() for D, loss in zip(budgets, row, strict=True)])
+
+
+def test_regime_accepts_an_additive_law_and_diagnoses_pre_asymptotic_runs():
+    on_law = _grid({N: tuple(float(chinchilla_loss(N, D, **SPEECH_2024)) for D in (1e9, 2e9, 4e9, 8e9)) for N in (2e7, 8e7, 3e8)},
+                   budgets=(1e9, 2e9, 4e9, 8e9))
+    fine = regime(on_law)
+    assert fine["in_regime"] is True and fine["diagnosis"] is None
+    assert fine["gap"]["widening"] == pytest.approx(1.0, abs=1e-9)  # eq.4's gap is the same at every D
+    assert all(s["slows"] for s in fine["slowing"].values())
+
+    demo = regime(_grid(DEMO_LOSSES))
+    assert demo["in_regime"] is False
+    gap = demo["gap"]
+    assert (gap["N_small"], gap["N_large"]) == (13408, 332448)
+    assert gap["gap_low"] == pytest.approx(0.149) and gap["gap_high"] == pytest.approx(1.095)
+    assert not any(s["slows"] for s in demo["slowing"].values())
+    assert "widens from 0.149 nats" in demo["diagnosis"] and "3 of 3 sizes" in demo["diagnosis"]
+
+    inverted = _grid({1: (3.0, 2.5, 2.0), 2: (3.1, 2.4, 1.7)}, budgets=(1, 2, 4))  # the larger model starts worse
+    assert regime(inverted)["gap"]["widening"] == float("inf") and regime(inverted)["in_regime"] is False
+    assert regime(_grid({1: (3.0, 2.5)}, budgets=(1, 2)))["in_regime"] is None  # one size, two budgets: no view
+
+
+def test_analysis_warns_when_eq4_meets_pre_asymptotic_runs():
+    runs = _grid(DEMO_LOSSES).assign(U=lambda d: d["D"], family="speech")
+    result = analyze(runs, AnalysisOptions(n_bootstrap=0, starts="coarse"))["families"]["speech"]
+    eq4 = result["checks"]["eq4"]
+    assert eq4["pass"] is False and eq4["regime"]["in_regime"] is False
+    assert any(w.startswith("the runs look pre-asymptotic") for w in result["warnings"])
+    row = "\n".join(checks_section({"checks": {"speech": result["checks"]}}))
+    assert "pre-asymptotic runs: the gap between sizes widens from 0.149 to 1.09 nats" in row
+
+
 def test_report_files_are_complete_and_self_contained(tmp_path):
     records = _family_records("speech", {"sblimp": 0.02, "topic_storycloze": 0.025})
     for rec in records:
@@ -138,6 +179,7 @@ def test_report_files_are_complete_and_self_contained(tmp_path):
     eq78 = study["fits"]["eq78"]["speech"]
     assert eq78["law"] == "data-constrained" and eq78["R_D"]["value"] > 0
     assert study["checks"]["speech"]["repetition"]["runs"][0]["worse_than_fresh"]
+    assert study["checks"]["speech"]["eq4"]["regime"]["in_regime"] is True  # runs on eq.4 itself
     assert len(study["runs"]) == len(records) + 1
     html = Path(out["report.html"]).read_text()
     sources = re.findall(r'src="([^"]+)"', html)

@@ -228,6 +228,21 @@ def _verdict(ok: bool) -> str:
     return "**pass**" if ok else "**FAIL**"
 
 
+def _regime_note(regime: dict | None) -> str:
+    """Why eq.4 cannot fit pre-asymptotic runs, in a few words (the full sentence is under Warnings)."""
+    if not regime or regime.get("in_regime") is not False:
+        return ""
+    parts = []
+    gap = regime.get("gap")
+    if gap and gap.get("widens"):
+        parts.append(f"the gap between sizes widens from {_f(gap['gap_low'])} to {_f(gap['gap_high'])} nats "
+                     f"over D = {gap['D_low']:.3g}-{gap['D_high']:.3g}")
+    stalled = [s for s in regime.get("slowing", {}).values() if not s["slows"]]
+    if stalled:
+        parts.append(f"{len(stalled)} of {len(regime['slowing'])} sizes do not slow down with D")
+    return "; pre-asymptotic runs: " + ", ".join(parts)
+
+
 def checks_section(study: dict) -> list[str]:
     lines = ["## What the runs show", ""]
     rows = []
@@ -238,7 +253,7 @@ def checks_section(study: dict) -> list[str]:
                          "relative RMS error < 3 %)",
                          f"alpha {_f(e['alpha'])} [{_f(e['alpha_ci'][0])}, {_f(e['alpha_ci'][1])}], beta {_f(e['beta'])} "
                          f"[{_f(e['beta_ci'][0])}, {_f(e['beta_ci'][1])}], E {_f(e['E'])}, rel. RMSE "
-                         f"{100 * e['rel_rmse']:.2f} %", _verdict(e["pass"])])
+                         f"{100 * e['rel_rmse']:.2f} %" + _regime_note(e.get("regime")), _verdict(e["pass"])])
         m = c["monotonic"]
         rows.append([fam, "loss falls with N at fixed D and with D at fixed N (at most one inversion)",
                      f"{m['inversions']} inversion(s) in {m['pairs']} neighbouring pairs", _verdict(m["pass"])])

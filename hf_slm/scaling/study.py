@@ -273,6 +273,65 @@ def monotonicity(single: pd.DataFrame) -> dict[str, Any]:
             len(inversions) <= 1}
 
 
+def regime(single: pd.DataFrame, max_widening: float = 2.0) -> dict[str, Any]:
+    """Whether single-epoch runs are in the regime eq.4 describes, and why not.
+
+    Its additive form puts the same loss gap between two sizes at every D, and makes every size lose less per
+    doubling of D as D grows (convex in log D). Runs before that regime, where larger models only begin to pull
+    away, show the gap between sizes widening with D and drops per doubling that hold or grow; no choice of
+    E, A, B, alpha, beta fits them. ``in_regime`` is False when the gap between the most distant sizes that
+    share two budgets widens more than ``max_widening`` times, or when most sizes with three or more budgets
+    do not slow down; None when the grid shows neither."""
+    runs = single.assign(D=[float(f"{d:.3g}") for d in single["D"]])  # budgets equal up to whole batches
+    table = runs.pivot_table(index="N", columns="D", values="loss", aggfunc="mean").sort_index().sort_index(axis=1)
+    slowing = {}
+    for N, row in table.iterrows():
+        row = row.dropna()
+        if len(row) >= 3:
+            drops = -np.diff(row.to_numpy()) / np.diff(np.log2(row.index.to_numpy(dtype=float)))
+            slowing[float(N)] = {"drops_per_doubling": [float(x) for x in drops], "slows": bool(drops[-1] < drops[0])}
+    gap = _widest_gap(table)
+    widens = gap is not None and not gap["widening"] <= max_widening  # NaN/inf (no gap at the low end) counts
+    if gap is not None:
+        gap["widens"] = bool(widens)
+    stalled = [N for N, s in slowing.items() if not s["slows"]]
+    mostly_stalled = bool(slowing) and len(stalled) > len(slowing) / 2
+    if gap is None and not slowing:
+        return {"in_regime": None, "gap": None, "slowing": slowing, "diagnosis": None}
+    in_regime = not widens and not mostly_stalled
+    reasons = []
+    if widens:
+        reasons.append(f"the loss gap between N={gap['N_small']:.3g} and N={gap['N_large']:.3g} widens from "
+                       f"{gap['gap_low']:.3g} nats at D={gap['D_low']:.3g} to {gap['gap_high']:.3g} at "
+                       f"D={gap['D_high']:.3g}")
+    if mostly_stalled:
+        reasons.append(f"{len(stalled)} of {len(slowing)} sizes lose as much or more per doubling of D at their "
+                       "largest budgets as at their smallest")
+    diagnosis = None if in_regime else (
+        "the runs look pre-asymptotic: " + "; ".join(reasons) + ". eq.4's additive form (a gap constant in D, "
+        "drops per doubling that shrink) cannot fit them; more tokens per run reach its regime")
+    return {"in_regime": bool(in_regime), "gap": gap, "slowing": slowing, "diagnosis": diagnosis}
+
+
+def _widest_gap(table: pd.DataFrame) -> dict[str, Any] | None:
+    """The loss gap at the smallest and largest shared budget of the two most distant sizes sharing two."""
+    sizes = table.index.to_numpy(dtype=float)
+    best = None
+    for i in range(len(sizes)):
+        for j in range(i + 1, len(sizes)):
+            shared = table.iloc[[i, j]].dropna(axis=1)
+            if shared.shape[1] >= 2 and (best is None or sizes[j] / sizes[i] > best[0]):
+                best = (sizes[j] / sizes[i], i, j, shared)
+    if best is None:
+        return None
+    _, i, j, shared = best
+    low, high = (shared.iloc[0] - shared.iloc[1]).iloc[[0, -1]]
+    widening = high / low if low > 0 else (float("inf") if high > 0 else float("nan"))
+    return {"N_small": float(sizes[i]), "N_large": float(sizes[j]), "D_low": float(shared.columns[0]),
+            "D_high": float(shared.columns[-1]), "gap_low": float(low), "gap_high": float(high),
+            "widening": float(widening)}
+
+
 def repetition(runs: pd.DataFrame, law: ChinchillaLaw | None) -> dict[str, Any]:
     """Each multi-epoch run against fresh data: the single-epoch run of the same N and D (fresh) and of the
     same N on only its U unique tokens (eq.4's prediction where that run does not exist)."""
@@ -354,6 +413,9 @@ def analyze_family(family: str, runs: pd.DataFrame, curves: pd.DataFrame, metric
     eq4, law, warnings = fit_eq4(fit_data, options)
     eq78, more = fit_eq78(runs, law, options) if law is not None else (None, [])
     warnings += more
+    eq4_regime = regime(fit_data)
+    if eq4_regime["diagnosis"]:
+        warnings.append(eq4_regime["diagnosis"])
     single_curves = finite(curves[curves["run"].isin(runs[single_epoch(runs)]["run"])], ["C", "loss"])
     family_metrics = [m for m in metrics if m in runs and runs[m].notna().any()]
     fitted_metrics = metric_fits(runs, family_metrics, options)
@@ -363,7 +425,7 @@ def analyze_family(family: str, runs: pd.DataFrame, curves: pd.DataFrame, metric
         "loss_power_law": fit_power(single_curves["C"], single_curves["loss"], "min", options, "loss"),
         "metrics": fitted_metrics,
         "checks": {
-            "eq4": eq4_check(eq4),
+            "eq4": {**eq4_check(eq4), "regime": eq4_regime},
             "monotonic": monotonicity(runs[single_epoch(runs)]),
             "repetition": repetition(runs, law),
             "chance": chance_check(runs, family_metrics, options.chance),
