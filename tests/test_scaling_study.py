@@ -121,6 +121,23 @@ def test_repetition_compares_with_fresh_and_unique_only_runs():
     assert repetition(runs.iloc[:2], law=None)["pass"] is None  # no run repeats data: nothing to check
 
 
+
+def test_eq78_is_fitted_on_an_eq4_law_whose_E_underflowed_to_zero():
+    from types import SimpleNamespace
+
+    from hf_slm.scaling.laws import data_constrained_loss
+    from hf_slm.scaling.study import fit_eq78
+
+    base = {k: SPEECH_2024[k] for k in ("A", "B", "alpha", "beta")} | {"E": 0.0}  # log E -> -inf reports E = 0.0
+    rows = [(N, D, U) for N in (1e7, 3e7) for D, U in ((2e9, 2e9), (4e9, 4e9), (4e9, 1e9), (8e9, 1e9), (8e9, 5e8))]
+    runs = pd.DataFrame([{"run": f"r{i}", "N": N, "D": D, "U": U,
+                          "loss": float(data_constrained_loss(N, D, U, **{**base, "E": 1e-300}, R_N=5.0, R_D=10.0))}
+                         for i, (N, D, U) in enumerate(rows)])
+    payload, warnings = fit_eq78(runs, SimpleNamespace(params_=base), AnalysisOptions(n_bootstrap=0))
+    assert warnings == [] and value(payload["R_D"]) == pytest.approx(10.0, rel=1e-3) and payload["E"] == 0.0
+    negative = SimpleNamespace(params_={**base, "A": 0.0})
+    assert fit_eq78(runs, negative, AnalysisOptions(n_bootstrap=0))[0] is None
+
 # The demo's speech grid as measured on 2 CPU cores (3 sizes x 0.1-0.8M tokens): still pre-asymptotic.
 DEMO_LOSSES = {13408: (3.175, 3.016, 2.789, 2.481), 106816: (3.044, 2.648, 2.128, 1.653),
                332448: (3.026, 2.568, 1.945, 1.386)}

@@ -174,18 +174,21 @@ def fit_eq78(runs: pd.DataFrame, law: ChinchillaLaw, options: AnalysisOptions) -
     p = law.params_
     if not (p["alpha"] > 0 and p["beta"] > 0):
         return None, ["eq.7/8 not fitted: it needs positive eq.4 exponents"]
-    if not all(p[k] > 0 for k in ("E", "A", "B")):
+    if not (p["A"] > 0 and p["B"] > 0 and p["E"] >= 0):
         return None, [f"eq.7/8 not fitted: it needs positive eq.4 constants (E={p['E']:.3g}, A={p['A']:.3g}, "
                       f"B={p['B']:.3g})"]
+    # E = 0 is log E -> -inf underflowed: the law is the same with the smallest positive E.
+    base = {**p, "E": max(p["E"], np.finfo(float).tiny)}
     data = finite(runs, ["N", "D", "U", "loss"])
-    dc = DataConstrainedLaw(delta=options.delta, base=law).fit(data["N"], data["D"], data["U"], data["loss"])
+    dc = DataConstrainedLaw(delta=options.delta, base=base).fit(data["N"], data["D"], data["U"], data["loss"])
     boot = None
     if options.n_bootstrap:
         boot = bootstrap_law(dc, data["N"], data["D"], data["U"], data["loss"], groups=data["run"],
                              n_resamples=options.n_bootstrap, level=options.level, seed=options.seed)
-    fixed = {k: dc.params_[k] for k in CHINCHILLA_PARAMS}
+    fixed = {k: float(p[k]) for k in CHINCHILLA_PARAMS}
     payload = fit_payload("data-constrained", dc, boot, options, len(data), fixed=fixed,
                           n_resamples=options.n_bootstrap)
+    payload.update(fixed)  # the eq.4 constants as fitted (E = 0, not the stand-in above)
     pred = dc.predict(data["N"], data["D"], data["U"])
     payload["rel_rmse"] = float(np.sqrt(np.mean(((pred - data["loss"]) / data["loss"]) ** 2)))
     payload["runs"] = data["run"].astype(str).tolist()
