@@ -19,10 +19,8 @@ import argparse
 import sys
 
 from hf_slm.data.store import MixEntry, locate
-from hf_slm.data.unit_dataset import load_unit_dataset, load_unit_info, save_unit_dataset
-from hf_slm.units import compress_dataset, compression_ratio, train_unigram
-
-TOKENIZER_DIR = "unigram_tokenizer"
+from hf_slm.data.unit_dataset import load_unit_dataset, load_unit_info, save_unigram_dataset
+from hf_slm.units import compression_ratio, train_unigram
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,13 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"compress_units: error: {err}", file=sys.stderr)
         return 2
-    compressed = compress_dataset(ds, tokenizer)
-    ratio = compression_ratio(compressed)
-    tokens = sum(sum(len(t) for t in part["tokens"]) for part in compressed.values())
-    info.unigram = {"tokenizer": TOKENIZER_DIR, "vocab_size": len(tokenizer), "tokens": tokens, "ratio": ratio}
-    out = save_unit_dataset(dict(compressed), args.output, info)
-    tokenizer.save_pretrained(out / TOKENIZER_DIR)
-    for name, part in compressed.items():
+    out, ratio = save_unigram_dataset(ds, args.output, info, tokenizer)
+    for name, part in load_unit_dataset(out).items():
         print(f"{name}: {compression_ratio(part):.3f} unigram tokens per unit")
     print(f"wrote {out} (all splits: {ratio:.3f} tokens per unit, vocabulary {len(tokenizer)})")
     return 0

@@ -20,6 +20,7 @@ from hf_slm.study.runner import Study
 from hf_slm.training import RunRecord
 
 K = 16
+P = 38  # unigram pieces of the speech-unigram family
 STEPS, BATCH, BLOCK = 64, 1, 256
 
 
@@ -35,8 +36,9 @@ def _tiny(output: Path, **changes) -> StudyConfig:
                             mixed_precision="no")
     data["size_overrides"] = {}
     data["text"] = {"source": "train", "vocab_size": 48}
+    data["unigram"] = {"enabled": True, "vocab_size": P + 2, "sizes": ["demo-xs"], "grid": {"tokens": [32 * BLOCK]}}
     data["fits"].update(bootstrap=0, starts="coarse")
-    data["report"] = {"figures": ["fig1", "fig3"], "html": True}
+    data["report"] = {"figures": ["fig1", "fig3", "fig5"], "html": True}
     for key, value in changes.items():
         data[key] = value
     return StudyConfig.from_dict(data)
@@ -77,7 +79,7 @@ def test_models_learn_beyond_the_unigram_baseline(study):
 
 def test_records_and_report(study):
     runs = study.plan()
-    assert len(runs) == 6 and {r.family for r in runs} == {"speech", "text"}
+    assert len(runs) == 7 and {r.family for r in runs} == {"speech", "text", "speech-unigram"}
     for run in runs:
         record = RunRecord.load(Path(run.output_dir))
         assert record.flops == 6 * record.N * record.D and record.stats["family"] == run.family
@@ -93,14 +95,41 @@ def test_records_and_report(study):
     report = study.root / "report"
     summary = json.loads((report / "study.json").read_text())
     assert {r["run"] for r in summary["runs"]} == {r.name for r in runs}
-    assert set(summary["checks"]) == {"speech", "text"} and summary["study"]["departures"] == ["toy scale"]
-    assert set(summary["figures"]) == {"fig1", "fig3"} and (report / "fig3_text_vs_speech.png").stat().st_size > 5000
+    assert set(summary["checks"]) == {"speech", "text", "speech-unigram"}
+    assert summary["study"]["departures"] == ["toy scale"]
+    assert set(summary["figures"]) == {"fig1", "fig3", "fig5"}
+    assert (report / "fig3_text_vs_speech.png").stat().st_size > 5000
+    assert (report / "fig5_unit_vs_unigram.png").stat().st_size > 5000
     html = (report / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 2
+    assert html.count("data:image/png;base64,") == 3
     md = (report / "report.md").read_text()
     assert "eq.4 not fitted: 2 runs" in md  # too few runs for eq.4: said, not hidden
     assert summary["study"]["timings"]["runs.train"] > 0
 
+
+
+def test_the_unigram_family_trains_on_compressed_units_and_is_scored_on_the_speech_benchmarks(study):
+    from transformers import PreTrainedTokenizerFast
+
+    from hf_slm.data.unit_dataset import load_unit_dataset, load_unit_info
+    from hf_slm.evaluation.token_ids import is_unigram_folder
+    from hf_slm.units import decompress
+
+    folder = study.corpus.unit_dir("speech-unigram", "stories")
+    stories, info = load_unit_dataset(folder), load_unit_info(folder)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(folder / info.unigram["tokenizer"]))
+    assert len(tokenizer) == P + 2 and info.n_units == K
+    for row in stories["train"].select(range(20)):  # lossless, and shorter: recurring unit strings became pieces
+        np.testing.assert_array_equal(decompress(tokenizer, row["tokens"]), row["units"])
+    assert info.unigram["ratio"] < 0.8
+    assert study.corpus.unit_dir("speech-unigram", "sblimp") == study.corpus.unit_dir("speech", "sblimp")
+
+    (run,) = [r for r in study.plan() if r.family == "speech-unigram"]
+    record = RunRecord.load(Path(run.output_dir))
+    assert record.stats["vocabulary"] == {"kind": "unigram", "n_ids": P, "eos": P, "pad": P + 1, "size": P + 2}
+    assert is_unigram_folder(Path(run.output_dir) / "model")  # the tokenizer travels with the weights
+    assert record.curve[0]["loss"] > record.curve[-1]["loss"] and record.loss < math.log(P + 2)
+    assert {m["n"] for m in record.metrics.values()} == {8}  # speech benchmarks, compressed at scoring time
 
 def test_rerun_trains_nothing_and_refuses_other_data(study):
     records = {p: p.stat().st_mtime_ns for p in (study.root / "runs").glob("*/run.json")}

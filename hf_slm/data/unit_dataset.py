@@ -213,6 +213,29 @@ def save_unit_dataset(
     return out
 
 
+
+UNIGRAM_TOKENIZER_DIR = "unigram_tokenizer"
+
+
+def save_unigram_dataset(splits: Mapping[str, datasets.Dataset], output_dir: str | Path, info: UnitDatasetInfo,
+                         tokenizer: Any, pretty_name: str | None = None) -> tuple[Path, float]:
+    """Unigram-compress ``splits`` (paper 4.3) with ``tokenizer`` (``hf_slm.units.train_unigram``) and save them
+    as a unit dataset whose ``tokens`` column holds the piece ids, the card's ``unigram`` block describing them
+    and the tokenizer in ``<output>/unigram_tokenizer`` (what ``token_type: unigram`` training reads). Returns
+    the folder and the compression ratio (unigram tokens per unit over all splits)."""
+    from dataclasses import replace
+
+    from hf_slm.units import compress_dataset, compression_ratio
+
+    compressed = compress_dataset(datasets.DatasetDict(splits), tokenizer)
+    ratio = compression_ratio(compressed)
+    tokens = sum(sum(len(t) for t in part["tokens"]) for part in compressed.values())
+    info = replace(info, unigram={"tokenizer": UNIGRAM_TOKENIZER_DIR, "vocab_size": len(tokenizer),
+                                  "tokens": tokens, "ratio": ratio})
+    out = save_unit_dataset(dict(compressed), output_dir, info, pretty_name=pretty_name)
+    tokenizer.save_pretrained(out / UNIGRAM_TOKENIZER_DIR)
+    return out, ratio
+
 def write_atomically(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename, so that a reader
     (or a process killed halfway) never sees half a file; the temporary name is unique per process."""

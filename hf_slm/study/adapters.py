@@ -55,11 +55,13 @@ def evaluate_model(model_dir: str | Path, data: FamilyData, presets: Sequence[st
     from transformers import AutoModelForCausalLM
 
     from hf_slm.evaluation.benchmarks import evaluate_presets
+    from hf_slm.evaluation.token_ids import model_vocabulary
 
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    vocab = model_vocabulary(model, model_dir, data.n_units)  # a unigram model compresses the benchmark units
     out: dict[str, dict[str, dict[str, Any]]] = {p: {} for p in presets}
     for name, ds in data.benchmarks.items():
-        for preset, result in evaluate_presets(model, ds, data.n_units, name, presets, batch_size=batch_size,
+        for preset, result in evaluate_presets(model, ds, None, name, presets, vocab=vocab, batch_size=batch_size,
                                                progress=progress).items():
             out[preset][name] = result
     return out

@@ -140,14 +140,16 @@ class TextConfig:
 class UnigramConfig:
     """Speech LMs on unigram-compressed units (paper 4.3, Fig. 5): the ``speech-unigram`` family.
 
-    ``enabled`` trains it over ``sizes`` (default: the grid's) and budgets (default: the grid's);
-    ``table`` reads a run table of such runs instead.
+    ``enabled`` trains it over ``sizes`` (default: the grid's) and budgets (``grid``: ``grid`` keys that
+    differ from the study's, e.g. ``tokens``: compressed units are fewer than units); ``table`` reads a run
+    table of such runs instead.
     """
 
     enabled: bool = False
     vocab_size: int = 5000
     sizes: list[str] | None = None
     table: str | None = None
+    grid: dict[str, Any] = field(default_factory=dict)  # ``grid`` keys for the unigram runs (over the study's grid)
 
 
 @dataclass
@@ -262,23 +264,28 @@ class StudyConfig:
         _check_grid(self.grid, "grid")
         if self.text.source == "train" and self.text.grid:
             _check_grid(self.family_grid("text"), "text.grid")
+        if self.unigram.enabled and self.unigram.grid:
+            _check_grid(self.family_grid("speech-unigram"), "unigram.grid")
         grid, me = self.grid, self.grid.multi_epoch
         unknown = sorted(set(self.size_overrides) - set(grid.sizes) - set(me.sizes))
         if unknown:
             raise StudyConfigError(f"size_overrides: sizes {unknown} are not in the grid ({grid.sizes})")
 
     def family_grid(self, family: str) -> GridConfig:
-        """The grid of a family: the study's, with ``text.grid`` over it for the text family."""
-        if family != "text" or not self.text.grid:
+        """The grid of a family: the study's, with ``text.grid`` or ``unigram.grid`` over it."""
+        keys, where = {"text": (self.text.grid, "text.grid"),
+                       "speech-unigram": (self.unigram.grid, "unigram.grid")}.get(family, ({}, ""))
+        if not keys:
             return self.grid
-        if "sizes" in self.text.grid:
-            raise StudyConfigError("text.grid: the text family trains the study's sizes; set tokens or multi_epoch")
-        merged = {**asdict(self.grid), **self.text.grid}
-        if "tokens" in self.text.grid and "tokens_per_param" not in self.text.grid:
+        if "sizes" in keys:
+            sizes = "the text family trains the study's sizes" if family == "text" else "its sizes are unigram.sizes"
+            raise StudyConfigError(f"{where}: {sizes}; set tokens or multi_epoch")
+        merged = {**asdict(self.grid), **keys}
+        if "tokens" in keys and "tokens_per_param" not in keys:
             merged["tokens_per_param"] = None
-        if "tokens_per_param" in self.text.grid and "tokens" not in self.text.grid:
+        if "tokens_per_param" in keys and "tokens" not in keys:
             merged["tokens"] = None
-        return _build(GridConfig, merged, "text.grid")
+        return _build(GridConfig, merged, where)
 
     # -- I/O -----------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -10,8 +10,8 @@ name renamed at the end, so a crash never leaves half an output that a rerun wou
     units/{stories,<benchmark>}/             unit datasets (contract 1)
     text_tokenizer/                          the text family's BPE tokenizer (PreTrainedTokenizerFast)
     text_units/{stories,<benchmark>}/        its token datasets, in the unit-dataset layout (units = token ids)
-    unigram_tokenizer/                       the speech-unigram family's unigram tokenizer over units (4.3)
-    unigram_units/{stories,<benchmark>}/     the units compressed to its pieces (units = piece ids)
+    unigram_units/stories/                   the speech-unigram family (4.3): the training units with their
+                                             unigram pieces (``tokens``) and the tokenizer (unigram_tokenizer/)
 
 A benchmark dataset has one row per candidate: ``id``, ``item_id`` (shared by the item's two candidates),
 ``label`` (1 = correct), ``units`` and, for sBLIMP, ``phenomenon`` (the paradigm). Both candidates of an item
@@ -67,9 +67,9 @@ class Corpus:
         """The unit (or text token) dataset of ``group`` (``stories`` or a benchmark) for ``family``."""
         if family == "text":
             return self.root / "text_units" / group
-        if family == "speech-unigram":
+        if family == "speech-unigram" and group == STORIES:
             return self.root / "unigram_units" / group
-        if family == "speech" and group != STORIES and self.config.speech.source == "units":
+        if group != STORIES and self.config.speech.source == "units":
             return Path(self.config.benchmarks.datasets[group])
         return self.root / "units" / group
 
@@ -243,47 +243,25 @@ class Corpus:
 
     # 6. the speech-unigram family's tokens ------------------------------------------------------------------
     def unigram_units(self) -> bool:
-        """Train a unigram tokenizer (``unigram.vocab_size``) on the training units and compress the stories
-        and every benchmark with it (paper 4.3); piece ids take the place of units."""
-        groups = [STORIES, *self.config.benchmarks.names]
-        out = self.root / "unigram_units"
-        if all((out / g / "README.md").exists() for g in groups):
+        """Train a unigram tokenizer (``unigram.vocab_size``) on the training units and compress the stories with
+        it (paper 4.3): a unit dataset with a ``tokens`` column and its tokenizer, which ``token_type: unigram``
+        training reads and saves with each model. Benchmarks stay units: evaluation compresses them with the
+        model's tokenizer."""
+        out = self.root / "unigram_units" / STORIES
+        if (out / "README.md").exists():
             return False
-        import datasets
+        from hf_slm.data.unit_dataset import load_unit_dataset, load_unit_info, save_unigram_dataset
+        from hf_slm.units.unigram import train_unigram
 
-        from hf_slm.data.unit_dataset import UnitDatasetInfo, load_unit_dataset, save_unit_dataset
-        from hf_slm.training.mix import unit_sequences
-        from hf_slm.units.unigram import compress_dataset, train_unigram
-
-        tok_dir = self.root / "unigram_tokenizer"
-        if not (tok_dir / "tokenizer.json").exists():
-            stories = load_unit_dataset(self.unit_dir("speech", STORIES))
-            tok = train_unigram(unit_sequences(stories["train"]), self.config.tokenizer.n_units,
-                                vocab_size=self.config.unigram.vocab_size, show_progress=False)
-            tmp = tok_dir.with_name(tok_dir.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            tok.save_pretrained(tmp)
-            _replace_dir(tmp, tok_dir)
-        from transformers import PreTrainedTokenizerFast
-
-        tok = PreTrainedTokenizerFast.from_pretrained(str(tok_dir))
-        pieces = self.config.unigram.vocab_size - 2
-        for group in groups:
-            if (out / group / "README.md").exists():
-                continue
-            splits = load_unit_dataset(self.unit_dir("speech", group))
-            info = UnitDatasetInfo(str(tok_dir), None, pieces, 0.0, False)
-            compressed = {}
-            for name, ds in splits.items():
-                ds = compress_dataset(ds, tok)
-                ds = ds.remove_columns([c for c in ("units", "durations") if c in ds.column_names])
-                ds = ds.rename_column("tokens", "units").cast_column("units", datasets.List(datasets.Value("uint16")))
-                compressed[name] = ds
-                info.add(ds)
-            tmp = (out / group).with_name(group + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            save_unit_dataset(compressed, tmp, info, pretty_name=f"unigram pieces: {group}")
-            _replace_dir(tmp, out / group)
+        source = self.unit_dir("speech", STORIES)
+        stories = load_unit_dataset(source)
+        units = (u for batch in stories["train"].select_columns(["units"]).iter(batch_size=1000) for u in batch["units"])
+        tok = train_unigram(units, self.config.tokenizer.n_units, vocab_size=self.config.unigram.vocab_size,
+                            show_progress=False)
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        save_unigram_dataset(dict(stories), tmp, load_unit_info(source), tok, pretty_name="unigram pieces: stories")
+        _replace_dir(tmp, out)
         return True
 
 

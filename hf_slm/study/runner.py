@@ -19,7 +19,7 @@ from typing import Any
 
 from hf_slm.study.config import StudyConfig, StudyConfigError
 from hf_slm.study.corpus import STORIES, Corpus
-from hf_slm.study.plan import PlannedRun, families, plan_runs, run_settings
+from hf_slm.study.plan import UNIGRAM, PlannedRun, families, plan_runs, run_settings
 
 DATA_KEYS = ("seed", "speech", "tokenizer")
 DONE, TRAINED, STARTED, TODO = "done", "trained", "started", "todo"
@@ -72,6 +72,8 @@ class Study:
         keys.update(size=run.size, n_units=run.n_units, tokens=run.tokens, unique_tokens=run.unique_tokens,
                     tokens_per_param=None, epochs=None, output_dir=run.output_dir, run_name=run.name,
                     seed=keys.get("seed", self.config.seed), datasets=[str(self.corpus.unit_dir(run.family, STORIES))])
+        if run.family == UNIGRAM:  # the pieces of the compressed stories; K stays the speech tokenizer's
+            keys.update(token_type="unigram", n_units=self.config.tokenizer.n_units)
         if curve_points and not keys.get("eval_every"):
             keys["eval_every"] = max(1, run.steps // curve_points)
         try:
@@ -131,6 +133,9 @@ class Study:
             changed = [k for k in DATA_KEYS if before.get(k) != now.get(k)]
             changed += [f"benchmarks.{k}" for k in ("names", "items") if
                         (before.get("benchmarks") or {}).get(k) != now["benchmarks"].get(k)]
+            changed += [f"{family}.vocab_size" for family, folder in (("text", "text_units"), ("unigram", "unigram_units"))
+                        if (self.root / folder).exists()
+                        and (before.get(family) or {}).get("vocab_size") != now[family].get("vocab_size")]
             if changed:
                 raise StudyConfigError(f"{self.root} holds a study made with other data settings "
                                        f"({', '.join(changed)}); use another output folder or delete it")
