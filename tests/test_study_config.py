@@ -93,6 +93,26 @@ def test_the_text_family_takes_its_own_budgets_over_the_same_sizes():
         StudyConfig.from_yaml(default_config("demo"), {"text.grid": {"tokens": [0]}})
 
 
+
+def test_a_study_of_unit_datasets_trains_on_them(tmp_path):
+    from hf_slm.study.runner import Study
+
+    paper = default_config("paper")
+    config = StudyConfig.from_yaml(paper, {"output": str(tmp_path / "study")})
+    study = Study(config, log=lambda msg: None)
+    train = study.train_config(plan_runs(config)[0])
+    assert [(d.id, d.test) for d in train.datasets] == [(d["id"], d.get("test", True)) for d in config.speech.datasets]
+    assert train.token_type == "units" and train.n_units == 500
+    with pytest.raises(StudyConfigError, match="unigram.datasets: with speech.source: units"):
+        StudyConfig.from_yaml(paper, {"unigram.enabled": True})
+    compressed = [{"id": "units-unigram/librispeech"}, {"id": "units-unigram/librilight"}]
+    config = StudyConfig.from_yaml(paper, {"unigram.enabled": True, "unigram.datasets": compressed,
+                                           "output": str(tmp_path / "study")})
+    run = next(r for r in plan_runs(config) if r.family == "speech-unigram")
+    train = Study(config, log=lambda msg: None).train_config(run)
+    assert [d.id for d in train.datasets] == [d["id"] for d in compressed]
+    assert train.token_type == "unigram" and train.n_units == 500 and run.n_units == 4998
+
 def _config(tmp_path, **changes) -> Path:
     data = yaml.safe_load(default_config("demo").read_text())
     for dotted, value in changes.items():

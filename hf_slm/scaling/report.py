@@ -364,7 +364,8 @@ def render_markdown(study: dict, result: dict, options: ReportOptions) -> str:
             lines += [f"**{captions.get(key, key)}**", "", f"![{key}]({name})", ""]
     missing = [k for k in options.figures if k not in study["figures"]]
     if missing:
-        why = {"fig3": "no text family in these runs", "fig5": "no speech-unigram runs (Fig. 5 needs them)",
+        why = {"fig3": "no text family in these runs",
+               "fig5": "no speech-unigram runs (Fig. 5 needs them; a study trains them with unigram.enabled)",
                "isoloss": "eq.4 not fitted with positive exponents"}
         lines += [f"- {k} not drawn: {why.get(k, 'no runs for it')}." for k in missing] + [""]
     lines += correlation_section(study)

@@ -141,14 +141,17 @@ class UnigramConfig:
     """Speech LMs on unigram-compressed units (paper 4.3, Fig. 5): the ``speech-unigram`` family.
 
     ``enabled`` trains it over ``sizes`` (default: the grid's) and budgets (``grid``: ``grid`` keys that
-    differ from the study's, e.g. ``tokens``: compressed units are fewer than units); ``table`` reads a run
-    table of such runs instead.
+    differ from the study's, e.g. ``tokens``: compressed units are fewer than units); with ``speech.source:
+    tts`` the study compresses its stories with a tokenizer of ``vocab_size`` it trains, with ``units`` the
+    runs train on ``datasets`` (unit datasets compressed by ``dataset_scripts/compress_units.py``). ``table``
+    reads a run table of such runs instead.
     """
 
     enabled: bool = False
     vocab_size: int = 5000
     sizes: list[str] | None = None
     table: str | None = None
+    datasets: list[Any] = field(default_factory=list)
     grid: dict[str, Any] = field(default_factory=dict)  # ``grid`` keys for the unigram runs (over the study's grid)
 
 
@@ -257,6 +260,9 @@ class StudyConfig:
             if self.text.source == "train":
                 raise StudyConfigError("text.source: train needs the stories' text (speech.source: tts); use "
                                        "table, published or none")
+            if self.unigram.enabled and not self.unigram.datasets:
+                raise StudyConfigError("unigram.datasets: with speech.source: units the speech-unigram runs need "
+                                       "unit datasets compressed by dataset_scripts/compress_units.py")
         if self.tokenizer.type == "pretrained" and not self.tokenizer.path:
             raise StudyConfigError("tokenizer.path: type: pretrained needs a SpeechTokenizer folder or Hub id")
         if self.text.source == "table" and not self.text.table:

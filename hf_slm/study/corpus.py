@@ -73,6 +73,13 @@ class Corpus:
             return Path(self.config.benchmarks.datasets[group])
         return self.root / "units" / group
 
+    def training_datasets(self, family: str) -> list[Any]:
+        """A family's training data (``TrainConfig.datasets`` entries): the study's own stories, or the given
+        unit datasets (``speech.datasets``; ``unigram.datasets`` compressed from them) when the source is units."""
+        if self.config.speech.source == "units" and family in ("speech", "speech-unigram"):
+            return list(self.config.speech.datasets if family == "speech" else self.config.unigram.datasets)
+        return [str(self.unit_dir(family, STORIES))]
+
     # -- the stage -----------------------------------------------------------------------------------------
     def steps(self, families: list[str]) -> list[Callable[[], Any]]:
         steps: list[Callable[[], Any]] = []
@@ -80,7 +87,7 @@ class Corpus:
             steps += [self.texts, self.speech, self.tokenizer, self.units]
         if "text" in families:
             steps.append(self.text_units)
-        if "speech-unigram" in families:
+        if "speech-unigram" in families and self.config.speech.source == "tts":
             steps.append(self.unigram_units)
         return steps
 

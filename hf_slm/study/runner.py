@@ -71,7 +71,7 @@ class Study:
             keys["mixed_precision"] = default_precision()
         keys.update(size=run.size, n_units=run.n_units, tokens=run.tokens, unique_tokens=run.unique_tokens,
                     tokens_per_param=None, epochs=None, output_dir=run.output_dir, run_name=run.name,
-                    seed=keys.get("seed", self.config.seed), datasets=[str(self.corpus.unit_dir(run.family, STORIES))])
+                    seed=keys.get("seed", self.config.seed), datasets=self.corpus.training_datasets(run.family))
         if run.family == UNIGRAM:  # the pieces of the compressed stories; K stays the speech tokenizer's
             keys.update(token_type="unigram", n_units=self.config.tokenizer.n_units)
         if curve_points and not keys.get("eval_every"):
