@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_slm.study.config import StudyConfig, StudyConfigError
-from hf_slm.study.corpus import STORIES, Corpus
+from hf_slm.study.corpus import Corpus
 from hf_slm.study.plan import UNIGRAM, PlannedRun, families, plan_runs, run_settings
 
 DATA_KEYS = ("seed", "speech", "tokenizer")
