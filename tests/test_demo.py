@@ -142,6 +142,25 @@ def test_rerun_trains_nothing_and_refuses_other_data(study):
         Study(other, progress=False, log=lambda msg: None).run(stages=("data",))
 
 
+
+def test_a_study_of_given_unit_datasets_trains_and_scores_on_them(study, tmp_path):
+    """speech.source: units (the paper's study): the runs train on speech.datasets and are scored on
+    benchmarks.datasets; the study builds no data of its own."""
+    given = {name: str(study.corpus.unit_dir("speech", name)) for name in ("stories", *study.config.benchmarks.names)}
+    config = _tiny(tmp_path / "units-study",
+                   speech={"source": "units", "datasets": [given["stories"]]},
+                   tokenizer={"type": "pretrained", "path": str(study.corpus.tokenizer_dir), "n_units": K},
+                   benchmarks={**study.config.to_dict()["benchmarks"],
+                               "datasets": {n: given[n] for n in study.config.benchmarks.names}},
+                   grid={"sizes": ["demo-xs"], "tokens": [32 * BLOCK]}, text={"source": "none"}, unigram={})
+    other = Study(config, progress=False, log=lambda msg: None)
+    other.run(stages=("data", "runs"))
+    (run,) = other.plan()
+    record = RunRecord.load(Path(run.output_dir))
+    assert [d["id"] for d in record.datasets] == [given["stories"]] and record.finished
+    assert {m["n"] for m in record.metrics.values()} == {8}
+    assert sorted(p.name for p in other.root.iterdir()) == ["runs", "stores", "study_config.json"]
+
 def test_demo_cli_help_and_dry_run(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["demo", "--help"])
