@@ -86,7 +86,7 @@ def test_the_text_family_takes_its_own_budgets_over_the_same_sizes():
     speech = {(r.size, r.tokens, r.unique_tokens) for r in runs if r.family == "speech"}
     text = {(r.size, r.tokens, r.unique_tokens) for r in runs if r.family == "text"}
     assert text == {(size, t, None) for size in config.grid.sizes for t in (50_000, 100_000)}
-    assert any(u for _, _, u in speech) and len(speech) == 14
+    assert any(u for _, _, u in speech) and len(speech) == 3 * 3 + 2
     with pytest.raises(StudyConfigError, match="text.grid: the text family trains the study's sizes"):
         StudyConfig.from_yaml(default_config("demo"), {"text.grid": {"sizes": ["demo-xs"]}})
     with pytest.raises(StudyConfigError, match="text.grid budget must be > 0"):
