@@ -138,6 +138,22 @@ def test_eq78_is_fitted_on_an_eq4_law_whose_E_underflowed_to_zero():
     negative = SimpleNamespace(params_={**base, "A": 0.0})
     assert fit_eq78(runs, negative, AnalysisOptions(n_bootstrap=0))[0] is None
 
+
+def test_identifiability_calls_a_fit_ill_posed_only_past_eq4_checks_bounds():
+    from hf_slm.scaling.study import identifiability
+
+    data = pd.DataFrame({"loss": [1.0, 2.0]})
+
+    def payload(alpha_ci, E=0.24):
+        return {"alpha": {"value": 0.87, "ci_low": alpha_ci[0], "ci_high": alpha_ci[1]},
+                "beta": {"value": 0.63, "ci_low": 0.44, "ci_high": 1.21}, "E": {"value": E, "ci_low": 0.0, "ci_high": 0.8},
+                "A": 1.0, "B": 1.0}
+
+    loose = identifiability(payload((0.45, 1.87)), data)  # the demo's fit: inside (0, 2), but wide
+    assert not any("ill-posed" in w for w in loose) and any(w.startswith("alpha is only loosely") for w in loose)
+    assert identifiability(payload((0.18, 10.5)), data)[0].startswith("eq.4 fit on 2 runs is ill-posed")
+    assert any("exceeds the lowest" in w for w in identifiability(payload((0.45, 1.87), E=1.5), data))
+
 # The demo's speech grid as measured on 2 CPU cores (3 sizes x 0.1-0.8M tokens): still pre-asymptotic.
 DEMO_LOSSES = {13408: (3.175, 3.016, 2.789, 2.481), 106816: (3.044, 2.648, 2.128, 1.653),
                332448: (3.026, 2.568, 1.945, 1.386)}

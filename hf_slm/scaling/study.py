@@ -149,19 +149,25 @@ def fit_eq4(data: pd.DataFrame, options: AnalysisOptions) -> tuple[dict | None, 
 
 
 def identifiability(payload: Mapping, data: pd.DataFrame) -> list[str]:
-    """Plain-language warnings when eq.4 is not pinned down by the runs."""
-    warnings = []
+    """Plain-language warnings when eq.4 is not pinned down by the runs: ill-posed (exponents at an extreme, E
+    above a measured loss, or a bootstrap interval of alpha or beta leaving (0, 2), the bound of
+    :func:`eq4_check`), or only loosely pinned (an interval wider than its value)."""
+    warnings, ill = [], False
     p = _params(payload, CHINCHILLA_PARAMS)
     if not (0 < p["alpha"] < 3 and 0 < p["beta"] < 3):
         warnings.append(f"eq.4 exponents at an extreme (alpha={p['alpha']:.3g}, beta={p['beta']:.3g})")
+        ill = True
     if p["E"] > data["loss"].min():
         warnings.append(f"fitted E={p['E']:.3g} exceeds the lowest observed loss")
+        ill = True
     for name in ("alpha", "beta", "E"):
         low, high = interval(payload[name])
+        if name != "E" and np.isfinite(low) and not (0 < low and high < 2):
+            ill = True
         if np.isfinite(low) and high - low > max(abs(p[name]), 1e-9):
-            warnings.append(f"{name} is not identified by these runs (bootstrap interval [{low:.3g}, {high:.3g}] "
-                            f"wider than the value {p[name]:.3g})")
-    if warnings:
+            warnings.append(f"{name} is only loosely pinned down by these runs (bootstrap interval [{low:.3g}, "
+                            f"{high:.3g}] wider than the value {p[name]:.3g})")
+    if ill:
         warnings.insert(0, f"eq.4 fit on {len(data)} runs is ill-posed; treat its constants as descriptive only")
     return warnings
 
