@@ -154,9 +154,12 @@ def test_identifiability_calls_a_fit_ill_posed_only_past_eq4_checks_bounds():
     assert identifiability(payload((0.18, 10.5)), data)[0].startswith("eq.4 fit on 2 runs is ill-posed")
     assert any("exceeds the lowest" in w for w in identifiability(payload((0.45, 1.87), E=1.5), data))
 
-# The demo's speech grid as measured on 2 CPU cores (3 sizes x 0.1-0.8M tokens): still pre-asymptotic.
+# An earlier demo grid as measured on 2 CPU cores (one-layer demo-xs, demo-s, demo-m x 0.1-0.8M tokens): still
+# pre-asymptotic. And today's (2x32x2, demo-s, demo-m x 0.4-1.6M tokens): in eq.4's regime.
 DEMO_LOSSES = {13408: (3.175, 3.016, 2.789, 2.481), 106816: (3.044, 2.648, 2.128, 1.653),
                332448: (3.026, 2.568, 1.945, 1.386)}
+DEMO_LOSSES_NOW = {57504: (2.4785, 1.9639, 1.6554), 106816: (2.2723, 1.6974, 1.3219),
+                   332448: (2.0726, 1.4525, 1.0496)}
 
 
 def _grid(losses: dict[int, tuple[float, ...]], budgets=(100352, 200704, 400384, 800768)) -> pd.DataFrame:
@@ -194,6 +197,17 @@ def test_analysis_warns_when_eq4_meets_pre_asymptotic_runs():
     row = "\n".join(checks_section({"checks": {"speech": result["checks"]}}))
     assert "pre-asymptotic runs: the gap between sizes widens from 0.149 to 1.09 nats" in row
 
+
+
+def test_eq4_is_identifiable_on_the_demo_grid_past_the_early_regime():
+    runs = _grid(DEMO_LOSSES_NOW, budgets=(400384, 800768, 1600512)).assign(U=lambda d: d["D"], family="speech")
+    result = analyze(runs, AnalysisOptions(n_bootstrap=200))["families"]["speech"]
+    eq4 = result["checks"]["eq4"]
+    assert eq4["pass"] is True and eq4["regime"]["in_regime"] is True
+    assert (eq4["alpha"], eq4["beta"], eq4["E"]) == pytest.approx((0.873, 0.631, 0.237), abs=2e-3)
+    assert eq4["rel_rmse"] == pytest.approx(0.0183, abs=1e-4)
+    assert 0 < eq4["alpha_ci"][0] and eq4["alpha_ci"][1] < 2 and 0 < eq4["beta_ci"][0] and eq4["beta_ci"][1] < 2
+    assert not any("ill-posed" in w for w in result["warnings"])
 
 def test_report_files_are_complete_and_self_contained(tmp_path):
     records = _family_records("speech", {"sblimp": 0.02, "topic_storycloze": 0.025})
