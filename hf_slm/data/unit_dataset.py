@@ -7,7 +7,7 @@ import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -213,7 +213,6 @@ def save_unit_dataset(
     return out
 
 
-
 UNIGRAM_TOKENIZER_DIR = "unigram_tokenizer"
 
 
@@ -223,9 +222,7 @@ def save_unigram_dataset(splits: Mapping[str, datasets.Dataset], output_dir: str
     as a unit dataset whose ``tokens`` column holds the piece ids, the card's ``unigram`` block describing them
     and the tokenizer in ``<output>/unigram_tokenizer`` (what ``token_type: unigram`` training reads). Returns
     the folder and the compression ratio (unigram tokens per unit over all splits)."""
-    from dataclasses import replace
-
-    from hf_slm.units import compress_dataset, compression_ratio
+    from hf_slm.units import compress_dataset, compression_ratio  # loads tokenizers: only when compressing
 
     compressed = compress_dataset(datasets.DatasetDict(splits), tokenizer)
     ratio = compression_ratio(compressed)
@@ -235,6 +232,7 @@ def save_unigram_dataset(splits: Mapping[str, datasets.Dataset], output_dir: str
     out = save_unit_dataset(dict(compressed), output_dir, info, pretty_name=pretty_name)
     tokenizer.save_pretrained(out / UNIGRAM_TOKENIZER_DIR)
     return out, ratio
+
 
 def write_atomically(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename, so that a reader
