@@ -107,7 +107,6 @@ def test_records_and_report(study):
     assert summary["study"]["timings"]["runs.train"] > 0
 
 
-
 def test_the_unigram_family_trains_on_compressed_units_and_is_scored_on_the_speech_benchmarks(study):
     from transformers import PreTrainedTokenizerFast
 
@@ -131,6 +130,7 @@ def test_the_unigram_family_trains_on_compressed_units_and_is_scored_on_the_spee
     assert record.curve[0]["loss"] > record.curve[-1]["loss"] and record.loss < math.log(P + 2)
     assert {m["n"] for m in record.metrics.values()} == {8}  # speech benchmarks, compressed at scoring time
 
+
 def test_rerun_trains_nothing_and_refuses_other_data(study):
     records = {p: p.stat().st_mtime_ns for p in (study.root / "runs").glob("*/run.json")}
     again = Study(study.config, progress=False, log=lambda msg: None)
@@ -140,7 +140,6 @@ def test_rerun_trains_nothing_and_refuses_other_data(study):
     other = _tiny(study.root, tokenizer={**study.config.to_dict()["tokenizer"], "n_units": K + 1})
     with pytest.raises(StudyConfigError, match="tokenizer"):
         Study(other, progress=False, log=lambda msg: None).run(stages=("data",))
-
 
 
 def test_a_study_of_given_unit_datasets_trains_and_scores_on_them(study, tmp_path):
@@ -160,6 +159,7 @@ def test_a_study_of_given_unit_datasets_trains_and_scores_on_them(study, tmp_pat
     assert [d["id"] for d in record.datasets] == [given["stories"]] and record.finished
     assert {m["n"] for m in record.metrics.values()} == {8}
     assert sorted(p.name for p in other.root.iterdir()) == ["runs", "stores", "study_config.json"]
+
 
 def test_demo_cli_help_and_dry_run(capsys, tmp_path):
     with pytest.raises(SystemExit):

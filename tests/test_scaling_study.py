@@ -121,7 +121,6 @@ def test_repetition_compares_with_fresh_and_unique_only_runs():
     assert repetition(runs.iloc[:2], law=None)["pass"] is None  # no run repeats data: nothing to check
 
 
-
 def test_eq78_is_fitted_on_an_eq4_law_whose_E_underflowed_to_zero():
     from types import SimpleNamespace
 
@@ -153,6 +152,7 @@ def test_identifiability_calls_a_fit_ill_posed_only_past_eq4_checks_bounds():
     assert not any("ill-posed" in w for w in loose) and any(w.startswith("alpha is only loosely") for w in loose)
     assert identifiability(payload((0.18, 10.5)), data)[0].startswith("eq.4 fit on 2 runs is ill-posed")
     assert any("exceeds the lowest" in w for w in identifiability(payload((0.45, 1.87), E=1.5), data))
+
 
 # An earlier demo grid as measured on 2 CPU cores (one-layer demo-xs, demo-s, demo-m x 0.1-0.8M tokens): still
 # pre-asymptotic. And today's (2x32x2, demo-s, demo-m x 0.4-1.6M tokens): in eq.4's regime.
@@ -198,7 +198,6 @@ def test_analysis_warns_when_eq4_meets_pre_asymptotic_runs():
     assert "pre-asymptotic runs: the gap between sizes widens from 0.149 to 1.09 nats" in row
 
 
-
 def test_eq4_is_identifiable_on_the_demo_grid_past_the_early_regime():
     runs = _grid(DEMO_LOSSES_NOW, budgets=(400384, 800768, 1600512)).assign(U=lambda d: d["D"], family="speech")
     result = analyze(runs, AnalysisOptions(n_bootstrap=200))["families"]["speech"]
@@ -208,6 +207,7 @@ def test_eq4_is_identifiable_on_the_demo_grid_past_the_early_regime():
     assert eq4["rel_rmse"] == pytest.approx(0.0183, abs=1e-4)
     assert 0 < eq4["alpha_ci"][0] and eq4["alpha_ci"][1] < 2 and 0 < eq4["beta_ci"][0] and eq4["beta_ci"][1] < 2
     assert not any("ill-posed" in w for w in result["warnings"])
+
 
 def test_report_files_are_complete_and_self_contained(tmp_path):
     records = _family_records("speech", {"sblimp": 0.02, "topic_storycloze": 0.025})

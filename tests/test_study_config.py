@@ -93,7 +93,6 @@ def test_the_text_family_takes_its_own_budgets_over_the_same_sizes():
         StudyConfig.from_yaml(default_config("demo"), {"text.grid": {"tokens": [0]}})
 
 
-
 def test_a_study_of_unit_datasets_trains_on_them(tmp_path):
     from hf_slm.study.runner import Study
 
@@ -112,6 +111,7 @@ def test_a_study_of_unit_datasets_trains_on_them(tmp_path):
     train = Study(config, log=lambda msg: None).train_config(run)
     assert [d.id for d in train.datasets] == [d["id"] for d in compressed]
     assert train.token_type == "unigram" and train.n_units == 500 and run.n_units == 4998
+
 
 def _config(tmp_path, **changes) -> Path:
     data = yaml.safe_load(default_config("demo").read_text())
