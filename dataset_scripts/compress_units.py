@@ -44,10 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"compress_units: error: {err}", file=sys.stderr)
         return 2
-    out, ratio = save_unigram_dataset(ds, args.output, info, tokenizer)
-    for name, part in load_unit_dataset(out).items():
+    out, compressed = save_unigram_dataset(ds, args.output, info, tokenizer)
+    for name, part in compressed.items():
         print(f"{name}: {compression_ratio(part):.3f} unigram tokens per unit")
-    print(f"wrote {out} (all splits: {ratio:.3f} tokens per unit, vocabulary {len(tokenizer)})")
+    print(f"wrote {out} (all splits: {compression_ratio(compressed):.3f} tokens per unit, vocabulary {len(tokenizer)})")
     return 0
 
 

@@ -217,11 +217,11 @@ UNIGRAM_TOKENIZER_DIR = "unigram_tokenizer"
 
 
 def save_unigram_dataset(splits: Mapping[str, datasets.Dataset], output_dir: str | Path, info: UnitDatasetInfo,
-                         tokenizer: Any, pretty_name: str | None = None) -> tuple[Path, float]:
+                         tokenizer: Any, pretty_name: str | None = None) -> tuple[Path, datasets.DatasetDict]:
     """Unigram-compress ``splits`` (paper 4.3) with ``tokenizer`` (``hf_slm.units.train_unigram``) and save them
     as a unit dataset whose ``tokens`` column holds the piece ids, the card's ``unigram`` block describing them
     and the tokenizer in ``<output>/unigram_tokenizer`` (what ``token_type: unigram`` training reads). Returns
-    the folder and the compression ratio (unigram tokens per unit over all splits)."""
+    the folder and the compressed splits."""
     from hf_slm.units import compress_dataset, compression_ratio  # loads tokenizers: only when compressing
 
     compressed = compress_dataset(datasets.DatasetDict(splits), tokenizer)
@@ -231,7 +231,7 @@ def save_unigram_dataset(splits: Mapping[str, datasets.Dataset], output_dir: str
                                   "tokens": tokens, "ratio": ratio})
     out = save_unit_dataset(dict(compressed), output_dir, info, pretty_name=pretty_name)
     tokenizer.save_pretrained(out / UNIGRAM_TOKENIZER_DIR)
-    return out, ratio
+    return out, compressed
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -262,9 +262,8 @@ class Corpus:
 
         source = self.unit_dir("speech", STORIES)
         stories = load_unit_dataset(source)
-        units = (u for batch in stories["train"].select_columns(["units"]).iter(batch_size=1000) for u in batch["units"])
-        tok = train_unigram(units, self.config.tokenizer.n_units, vocab_size=self.config.unigram.vocab_size,
-                            show_progress=False)
+        tok = train_unigram(stories["train"]["units"], self.config.tokenizer.n_units,
+                            vocab_size=self.config.unigram.vocab_size, show_progress=False)
         tmp = out.with_name(out.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         save_unigram_dataset(dict(stories), tmp, load_unit_info(source), tok, pretty_name="unigram pieces: stories")
